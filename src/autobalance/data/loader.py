@@ -1,0 +1,119 @@
+"""Seeded, resumable mini-batches over in-memory tensors, with no per-sample Python work.
+
+Epoch ``e`` visits the rows in the order ``randperm(N)`` drawn from a ``torch.Generator`` seeded
+with ``seed + e`` (or ``0..N−1`` without shuffling), in slices of ``batch_size``. The loader
+counts epochs and batches itself, so ``state_dict()`` taken mid-epoch resumes at the next batch
+with the same order, and :meth:`TensorLoader.set_epoch` makes epochs explicit (as
+``DistributedSampler`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from autobalance.data.dataset import TensorDataset
+from autobalance.typing import Device
+
+Batch = tuple[Tensor, Tensor, Tensor | None]
+
+
+class TensorLoader:
+    """Iterate ``(x, y, groups_or_None)`` batches of a :class:`TensorDataset` or tensor tuple.
+
+    ``dataset_or_tensors`` is a ``TensorDataset`` or ``(x, y)`` / ``(x, y, groups)``. Batches are
+    gathered with ``index_select`` and moved to ``device`` (non-blocking from pinned memory when
+    the target is CUDA and the data sit on the CPU). A loop that stops mid-epoch continues from
+    the next batch on the following ``iter``; ``set_epoch`` restarts an epoch.
+    """
+
+    def __init__(
+        self,
+        dataset_or_tensors: TensorDataset | Sequence[Tensor],
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: Device = "cpu",
+    ) -> None:
+        if isinstance(dataset_or_tensors, TensorDataset):
+            x, y, g = dataset_or_tensors.x, dataset_or_tensors.y, dataset_or_tensors.groups
+        else:
+            tensors = tuple(dataset_or_tensors)
+            if len(tensors) not in (2, 3):
+                raise ValueError(f"expected (x, y) or (x, y, groups), got {len(tensors)} tensors")
+            x, y = tensors[0], tensors[1]
+            g = tensors[2] if len(tensors) == 3 else None
+        if any(t.shape[0] != x.shape[0] for t in (y, g) if t is not None):
+            raise ValueError("x, y and groups must have the same number of rows")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.x, self.y, self.groups = x, y, g
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.epoch = 0
+        self.batch_index = 0  # next batch of the current epoch
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.x.shape[0])
+
+    def __len__(self) -> int:
+        n, b = self.num_samples, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its first batch; its order is seeded with ``seed + epoch``."""
+        self.epoch = int(epoch)
+        self.batch_index = 0
+
+    def order(self, epoch: int | None = None) -> Tensor:
+        """Row order of ``epoch`` (default: the current one), int64 (N,)."""
+        e = self.epoch if epoch is None else int(epoch)
+        if not self.shuffle:
+            return torch.arange(self.num_samples)
+        gen = torch.Generator().manual_seed(self.seed + e)
+        return torch.randperm(self.num_samples, generator=gen)
+
+    def _take(self, t: Tensor, idx: Tensor) -> Tensor:
+        out = t.index_select(0, idx.to(t.device))
+        if out.device == self.device:
+            return out
+        if self.device.type == "cuda" and out.device.type == "cpu":
+            return out.pin_memory().to(self.device, non_blocking=True)
+        return out.to(self.device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        perm = self.order()
+        for i in range(self.batch_index, len(self)):
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+            self.batch_index = i + 1
+            g = None if self.groups is None else self._take(self.groups, idx)
+            yield self._take(self.x, idx), self._take(self.y, idx), g
+        self.set_epoch(self.epoch + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "batch_index", "seed"}``: enough to resume at the next batch."""
+        return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self.batch_index = int(state["batch_index"])
+
+
+def infinite(loader: TensorLoader) -> Iterator[Batch]:
+    """Batches forever, epoch after epoch (each pass draws the next epoch's order)."""
+    if len(loader) == 0:
+        raise ValueError("cannot cycle an empty loader (no full batch with drop_last=True)")
+    while True:
+        yield from loader
+
+
+__all__ = ["Batch", "TensorLoader", "infinite"]

@@ -1,0 +1,585 @@
+"""Algorithm 1 of AutoBalance (Li et al. 2021, arXiv 2201.01212): search α, then retrain θ.
+
+Phases:
+1. split S into S_T / S_V, stratified (80/20; 50/50 by (class, group) cell with groups);
+2. ``warmup``: t₁ epochs of SGD on θ with the init loss ℓ(α₀);
+3. ``search``: SGD on θ with ℓ(α); every k θ-steps a hyper-step on α along the implicit
+   hypergradient  dL_val/dα = ∂L_val/∂α − ∂²L_train/∂α∂θ · [∂²L_train/∂θ²]⁻¹ ∇θ L_val;
+4. ``retrain``: θ reset, SGD on all of S with α* frozen.
+
+The loop only emits events (``autobalance.events``); progress, files and plots are callbacks.
+A checkpoint is written at the end of every epoch; :meth:`AutoBalanceSearch.run` resumes from
+it and replays the remaining epochs exactly (all randomness is seeded per (phase, epoch)).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autobalance.checkpoint import atomic_save, rng_state, safe_load, set_rng_state
+from autobalance.config import SearchConfig
+from autobalance.data.counts import group_counts
+from autobalance.data.dataset import TensorDataset
+from autobalance.data.splits import stratified_split
+from autobalance.events import Callback, CallbackList
+from autobalance.hypergrad import (
+    NonFiniteHypergradient,
+    estimate_max_eigenvalue,
+    implicit_hypergradient,
+)
+from autobalance.losses import ParametricCE, parametric_cross_entropy
+from autobalance.objectives import make_objective
+from autobalance.search_space import SearchSpace
+from autobalance.train import (
+    Transform,
+    identity_transform,
+    make_optimizer,
+    make_scheduler,
+    run_epochs,
+    seeded_generator,
+)
+
+PHASES = ("warmup", "search", "retrain")
+_PHASE_ID = {"warmup": 1, "search": 1, "retrain": 2}
+
+
+@contextmanager
+def preserved_buffers(model: nn.Module) -> Iterator[None]:
+    """Restore every buffer (BatchNorm running stats, counters) on exit.
+
+    The hyper-step's extra forward passes must not move BatchNorm statistics.
+    """
+    saved = {name: b.detach().clone() for name, b in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(saved[name])
+
+
+def split_dataset(
+    data: TensorDataset, val_fraction: float | None, seed: int
+) -> tuple[TensorDataset, TensorDataset]:
+    """Stratified S_T / S_V: 80/20 by class, or 50/50 by (class, group) cell with groups."""
+    frac = val_fraction
+    if frac is None:
+        frac = 0.5 if data.groups is not None else 0.2
+    tr, va = stratified_split(
+        data.y.numpy(),
+        val_fraction=frac,
+        seed=seed,
+        groups=None if data.groups is None else data.groups.numpy(),
+    )
+    return data.subset(torch.as_tensor(tr)), data.subset(torch.as_tensor(va))
+
+
+def _counts(data: TensorDataset) -> Tensor:
+    if data.groups is None:
+        return data.class_counts()
+    table = group_counts(
+        data.y.numpy(),
+        data.groups.numpy(),
+        num_classes=data.num_classes,
+        num_groups=data.num_groups,
+    )
+    return torch.as_tensor(table)
+
+
+@dataclass
+class SearchResult:
+    """What Algorithm 1 returns.
+
+    ``alpha``: effective (w, l, Δ) per class (K,) or per cell (K, G) at the end of the search;
+    ``trajectory``: α per epoch; ``history``: metrics per epoch; ``model``: the retrained θ
+    (or the searched one when retraining is off); ``space``: the search space holding α*.
+    """
+
+    alpha: dict[str, Tensor]
+    trajectory: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    hyper_steps: list[dict[str, Any]]
+    model: nn.Module
+    space: SearchSpace
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def loss_module(self) -> ParametricCE:
+        """α* as a plain, frozen ``nn.Module`` loss for any training loop."""
+        return loss_from_alpha(self.alpha)
+
+
+def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
+    """Build a :class:`ParametricCE` holding the effective (w, l, Δ) of ``alpha``."""
+    w = alpha["weight"]
+    num_groups = 1 if w.dim() == 1 else w.shape[1]
+    loss = ParametricCE(
+        w.shape[0],
+        num_groups=num_groups,
+        weight=alpha["weight"],
+        additive=alpha["additive"],
+        multiplicative=alpha["multiplicative"],
+        delta_scale=max(2.0, float(alpha["multiplicative"].max()) * 1.01),
+    )
+    loss.requires_grad_(False)
+    return loss
+
+
+class AutoBalanceSearch:
+    """Algorithm 1 with explicit phases, events, checkpoints and resume.
+
+    Args:
+        config: the :class:`SearchConfig`.
+        model_fn: builds a fresh model (called under the run's seed; for the retrain phase the
+            same seed gives the same initial θ: "reset θ").
+        train_data: the full training set S (split internally).
+        test_data: optional held-out set, evaluated every epoch for reports only.
+        transform / eval_transform: batch transforms (augmentation, normalisation).
+        callbacks: observers.
+        checkpoint_dir: where ``last.pt`` is written each epoch; ``None`` disables it.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        model_fn: Callable[[], nn.Module],
+        train_data: TensorDataset,
+        *,
+        test_data: TensorDataset | None = None,
+        transform: Transform = identity_transform,
+        eval_transform: Transform = identity_transform,
+        callbacks: list[Callback] | None = None,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        self.cfg = config
+        self.model_fn = model_fn
+        self.full = train_data
+        self.test = test_data
+        self.transform = transform
+        self.eval_transform = eval_transform
+        self.callbacks = CallbackList(callbacks or [])
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.device = torch.device(config.device)
+        if train_data.groups is None and config.objective in ("deo", "ce_deo", "group_balanced_ce"):
+            raise ValueError(f"objective '{config.objective}' needs a dataset with groups")
+        self.s_train, self.s_val = split_dataset(train_data, config.val_fraction, config.seed)
+        counts = _counts(self.s_train)
+        sc = config.space
+        self.space = SearchSpace(
+            counts,
+            kind=sc.kind,
+            search=sc.search,
+            init=sc.init,
+            cluster_size=sc.cluster_size,
+            num_clusters=sc.num_clusters,
+            delta_scale=sc.delta_scale,
+            bounds=sc.bounds(),
+            tau=sc.tau,
+            gamma=sc.gamma,
+        ).to(self.device)
+        self.objective = make_objective(
+            config.objective,
+            **({"lam": config.objective_lam} if config.objective in ("blend", "ce_deo") else {}),
+            **(
+                {"temperature": config.objective_temperature}
+                if config.objective == "worst_group"
+                else {}
+            ),
+            **(
+                {"num_groups": train_data.num_groups}
+                if train_data.groups is not None
+                and config.objective in ("deo", "ce_deo", "group_balanced_ce", "worst_group")
+                else {}
+            ),
+        )
+        self._val_index = self._val_sampler_index()
+        self._neumann_scale: float | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _new_model(self) -> nn.Module:
+        torch.manual_seed(self.cfg.seed)
+        return self.model_fn().to(self.device)
+
+    def _alpha_optimizer(self) -> torch.optim.Optimizer:
+        a = self.cfg.alpha
+        params = self.space.hparams()
+        if a.optimizer == "adam":
+            return torch.optim.Adam(params, lr=a.lr, weight_decay=a.weight_decay)
+        return torch.optim.SGD(params, lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
+
+    def _alpha_scheduler(
+        self, opt: torch.optim.Optimizer, total_steps: int
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        a = self.cfg.alpha
+        if a.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
+        if a.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, a.step_every, a.step_gamma)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    def _val_sampler_index(self) -> list[Tensor]:
+        y = self.s_val.y
+        if self.s_val.groups is not None:
+            y = y * self.s_val.num_groups + self.s_val.groups
+        return [torch.nonzero(y == c).flatten() for c in torch.unique(y)]
+
+    def _sample(self, data: TensorDataset, n: int, gen: torch.Generator, balanced: bool) -> Tensor:
+        if balanced:
+            per = max(1, math.ceil(n / len(self._val_index)))
+            picks = [idx[torch.randint(len(idx), (per,), generator=gen)] for idx in self._val_index]
+            return torch.cat(picks)
+        return torch.randint(len(data), (n,), generator=gen)
+
+    def _batch(self, data: TensorDataset, index: Tensor, gen: torch.Generator | None):
+        x = self.transform(data.x[index].to(self.device), gen)
+        g = None if data.groups is None else data.groups[index].to(self.device)
+        return x, data.y[index].to(self.device), g
+
+    def _scope_params(self, model: nn.Module) -> list[Tensor]:
+        if self.cfg.hyper.scope == "head":
+            head = getattr(model, "head", None)
+            if not isinstance(head, nn.Module):
+                raise ValueError("hyper.scope='head' needs a model with a `.head` module")
+            return [p for p in head.parameters() if p.requires_grad]
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def _logits_fn(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
+        if self.cfg.hyper.scope == "head":
+
+            def head_logits(x: Tensor) -> Tensor:
+                with torch.no_grad():
+                    feats = model.features(x)  # type: ignore[operator]
+                return model.head(feats)  # type: ignore[operator]
+
+            return head_logits
+        return model
+
+    # ------------------------------------------------------------------ the hyper-step
+    def hyper_step(
+        self,
+        model: nn.Module,
+        alpha_opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        weight_decay: float,
+    ) -> dict[str, Any]:
+        """One step on α along the implicit hypergradient (Algorithm 1, line "update α")."""
+        h = self.cfg.hyper
+        bs = self.cfg.train.batch_size
+        vbs = h.val_batch_size or bs
+        params = self._scope_params(model)
+        hparams = self.space.hparams()
+        logits_fn = self._logits_fn(model)
+        damping = weight_decay if h.damping is None else h.damping
+        with preserved_buffers(model):
+            was_training = model.training
+            model.train()
+            train_loss = torch.zeros((), device=self.device)
+            for _ in range(h.train_batches):
+                idx = self._sample(self.s_train, bs, gen, balanced=False)
+                x, y, g = self._batch(self.s_train, idx, gen)
+                train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / h.train_batches
+            val_loss = torch.zeros((), device=self.device)
+            for _ in range(h.val_batches):
+                idx = self._sample(self.s_val, vbs, gen, balanced=h.val_sampling == "balanced")
+                x, y, g = self._batch(self.s_val, idx, None)
+                val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
+            model.train(was_training)
+            train_grads = torch.autograd.grad(train_loss, params, create_graph=True)
+            scale = h.scale
+            if h.method == "neumann" and h.auto_scale:
+                if self._neumann_scale is None:
+
+                    def matvec(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+                        hv = torch.autograd.grad(train_grads, params, v, retain_graph=True)
+                        return tuple(a + damping * b for a, b in zip(hv, v, strict=True))
+
+                    lam = estimate_max_eigenvalue(
+                        matvec,
+                        tuple(p.detach() for p in params),
+                        iterations=h.power_iterations,
+                        generator=seeded_generator(self.cfg.seed, 99),
+                    )
+                    self._neumann_scale = 1.0 / max(float(lam), 1e-8)
+                scale = min(h.scale, self._neumann_scale)
+            try:
+                hg = implicit_hypergradient(
+                    train_loss,
+                    val_loss,
+                    params,
+                    hparams,
+                    method=h.method,
+                    iterations=h.iterations,
+                    scale=scale,
+                    damping=damping,
+                    train_grads=train_grads,
+                )
+            except NonFiniteHypergradient as exc:
+                return {"applied": False, "reason": str(exc), "val_loss": float(val_loss)}
+        alpha_opt.zero_grad(set_to_none=True)
+        norm = math.sqrt(sum(float((g * g).sum()) for g in hg))
+        for p, g in zip(hparams, hg, strict=True):
+            p.grad = g.detach() / norm if self.cfg.alpha.normalize and norm > 0 else g.detach()
+        alpha_opt.step()
+        self.space.clamp_()
+        return {
+            "applied": True,
+            "val_loss": float(val_loss),
+            "train_loss": float(train_loss),
+            "hypergrad_norm": norm,
+            "neumann_scale": scale if h.method == "neumann" else None,
+        }
+
+    # ------------------------------------------------------------------ checkpoint
+    def _save(self, state: dict[str, Any]) -> None:
+        if self.checkpoint_dir is not None:
+            atomic_save(state, self.checkpoint_dir / "last.pt")
+
+    def _alpha_record(self) -> dict[str, Any]:
+        eff = self.space.effective()
+        return {k: v.detach().cpu().tolist() for k, v in eff.items()}
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def run(self, resume: bool = False) -> SearchResult:
+        """Run (or resume) all phases and return the :class:`SearchResult`."""
+        cfg = self.cfg
+        e_search = cfg.train.epochs
+        t1 = round(cfg.warmup_fraction * e_search)
+        steps_per_epoch = math.ceil(len(self.s_train) / cfg.train.batch_size)
+        if cfg.train.drop_last:
+            steps_per_epoch = len(self.s_train) // cfg.train.batch_size
+        n_hyper_total = max(1, (e_search - t1) * steps_per_epoch // cfg.hyper.interval)
+
+        model = self._new_model()
+        optimizer = make_optimizer(model, cfg.train)
+        scheduler = make_scheduler(optimizer, cfg.train, steps_per_epoch)
+        alpha_opt = self._alpha_optimizer()
+        alpha_sched = self._alpha_scheduler(alpha_opt, n_hyper_total)
+        trajectory: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        hyper_log: list[dict[str, Any]] = []
+        timings = {"search": 0.0, "retrain": 0.0, "hyper": 0.0}
+        phase, start_epoch = "search", 0
+        retrain_model: nn.Module | None = None
+
+        ckpt = None
+        if (
+            resume
+            and self.checkpoint_dir is not None
+            and (self.checkpoint_dir / "last.pt").exists()
+        ):
+            ckpt = safe_load(self.checkpoint_dir / "last.pt", map_location=self.device)
+        if ckpt is not None:
+            phase, start_epoch = ckpt["phase"], int(ckpt["epoch"]) + 1
+            self.space.load_state_dict(ckpt["space"])
+            alpha_opt.load_state_dict(ckpt["alpha_opt"])
+            alpha_sched.load_state_dict(ckpt["alpha_sched"])
+            trajectory, history = list(ckpt["trajectory"]), list(ckpt["history"])
+            hyper_log = list(ckpt["hyper_log"])
+            timings.update(ckpt["timings"])
+            sc = ckpt.get("neumann_scale")
+            self._neumann_scale = None if sc is None or sc < 0 else float(sc)
+            set_rng_state(ckpt["rng"])
+            if phase == "search":
+                model.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+                scheduler.load_state_dict(ckpt["scheduler"])
+                if start_epoch >= e_search:
+                    phase, start_epoch = "retrain", 0
+            else:
+                retrain_model = self._new_model()
+                retrain_model.load_state_dict(ckpt["model"])
+        else:
+            trajectory.append({"phase": "init", "epoch": -1, **self._alpha_record()})
+
+        def make_state(ph: str, epoch: int, m, opt, sch) -> dict[str, Any]:
+            return {
+                "phase": ph,
+                "epoch": epoch,
+                "model": m.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sch.state_dict(),
+                "space": self.space.state_dict(),
+                "alpha_opt": alpha_opt.state_dict(),
+                "alpha_sched": alpha_sched.state_dict(),
+                "trajectory": trajectory,
+                "history": history,
+                "hyper_log": hyper_log,
+                "timings": timings,
+                "neumann_scale": -1.0 if self._neumann_scale is None else self._neumann_scale,
+                "rng": rng_state(),
+            }
+
+        eval_sets: dict[str, TensorDataset] = {"val": self.s_val}
+        if self.test is not None:
+            eval_sets["test"] = self.test
+
+        # ---- phases 2 + 3: warm-up, then search (one θ trajectory; hyper-steps from t₁ on)
+        if phase == "search":
+            self.callbacks.on_phase_start(
+                "search", {"epochs": e_search, "warmup_epochs": t1, "start_epoch": start_epoch}
+            )
+            hyper_gen: dict[str, Any] = {}
+
+            def step_hook(global_step: int, local_step: int) -> None:
+                epoch = hyper_gen["epoch"]
+                if epoch < t1 or local_step % cfg.hyper.interval != 0:
+                    return
+                t0 = time.perf_counter()
+                info = self.hyper_step(model, alpha_opt, hyper_gen["gen"], cfg.train.weight_decay)
+                if info["applied"]:
+                    alpha_sched.step()
+                dt = time.perf_counter() - t0
+                timings["hyper"] += dt
+                info.update({"epoch": epoch, "step": global_step, "seconds": dt})
+                hyper_log.append(info)
+                self.callbacks.on_hyper_step("search", global_step, info)
+
+            def loss_fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+                return self.space.loss(logits, y, g, detach=True)
+
+            def extra(epoch: int) -> dict[str, Any]:
+                rec = {"phase": "warmup" if epoch < t1 else "search", "epoch": epoch}
+                rec.update(self._alpha_record())
+                trajectory.append(rec)
+                return {"alpha": self._alpha_record()}
+
+            def done(epoch: int, record: dict[str, Any]) -> None:
+                history.append(record)
+                timings["search"] += time.perf_counter() - hyper_gen["t0"]
+                self._save(make_state("search", epoch, model, optimizer, scheduler))
+                hyper_gen["t0"] = time.perf_counter()
+
+            for epoch in range(start_epoch, e_search):
+                hyper_gen["epoch"] = epoch
+                hyper_gen["gen"] = seeded_generator(cfg.seed, 3, epoch)
+                hyper_gen["t0"] = time.perf_counter()
+                run_epochs(
+                    "warmup" if epoch < t1 else "search",
+                    model,
+                    loss_fn,
+                    self.s_train,
+                    cfg.train,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    seed=cfg.seed,
+                    start_epoch=epoch,
+                    end_epoch=epoch + 1,
+                    eval_sets=eval_sets,
+                    transform=self.transform,
+                    eval_transform=self.eval_transform,
+                    device=self.device,
+                    callbacks=self.callbacks,
+                    step_hook=step_hook,
+                    epoch_extra=extra,
+                    on_epoch_done=done,
+                    phase_id=_PHASE_ID["search"],
+                )
+            self.callbacks.on_phase_end("search", {"alpha": self._alpha_record()})
+            phase, start_epoch = "retrain", 0
+
+        alpha_star = {k: v.detach().clone() for k, v in self.space.effective().items()}
+        if not cfg.retrain:
+            return SearchResult(
+                alpha_star, trajectory, history, hyper_log, model, self.space, timings
+            )
+
+        # ---- phase 4: reset θ, retrain on all of S with α* frozen
+        rcfg = cfg.retrain_config()
+        if retrain_model is None:
+            retrain_model = self._new_model()
+        r_opt = make_optimizer(retrain_model, rcfg)
+        r_steps = math.ceil(len(self.full) / rcfg.batch_size)
+        if rcfg.drop_last:
+            r_steps = len(self.full) // rcfg.batch_size
+        r_sched = make_scheduler(r_opt, rcfg, r_steps)
+        if ckpt is not None and ckpt["phase"] == "retrain":
+            r_opt.load_state_dict(ckpt["optimizer"])
+            r_sched.load_state_dict(ckpt["scheduler"])
+        frozen = {k: v.detach() for k, v in self.space.effective().items()}
+        frozen_space = self.space
+
+        def frozen_loss(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+            return _parametric(logits, y, g, frozen, frozen_space)
+
+        r_eval = {"test": self.test} if self.test is not None else {}
+        self.callbacks.on_phase_start(
+            "retrain", {"epochs": rcfg.epochs, "start_epoch": start_epoch}
+        )
+        clock = {"t0": time.perf_counter()}
+
+        def r_done(epoch: int, record: dict[str, Any]) -> None:
+            history.append(record)
+            timings["retrain"] += time.perf_counter() - clock["t0"]
+            self._save(make_state("retrain", epoch, retrain_model, r_opt, r_sched))
+            clock["t0"] = time.perf_counter()
+
+        run_epochs(
+            "retrain",
+            retrain_model,
+            frozen_loss,
+            self.full,
+            rcfg,
+            optimizer=r_opt,
+            scheduler=r_sched,
+            seed=cfg.seed,
+            start_epoch=start_epoch,
+            eval_sets=r_eval,
+            transform=self.transform,
+            eval_transform=self.eval_transform,
+            device=self.device,
+            callbacks=self.callbacks,
+            on_epoch_done=r_done,
+            phase_id=_PHASE_ID["retrain"],
+        )
+        self.callbacks.on_phase_end("retrain", {})
+        return SearchResult(
+            alpha_star, trajectory, history, hyper_log, retrain_model, self.space, timings
+        )
+
+
+def _parametric(
+    logits: Tensor,
+    y: Tensor,
+    g: Tensor | None,
+    eff: dict[str, Tensor],
+    space: SearchSpace,
+) -> Tensor:
+    grouped = len(space.shape) == 2
+    return parametric_cross_entropy(
+        logits,
+        y,
+        weight=eff["weight"].to(logits.dtype),
+        additive=eff["additive"].to(logits.dtype),
+        multiplicative=eff["multiplicative"].to(logits.dtype),
+        groups=g if grouped else None,
+    )
+
+
+def search(
+    config: SearchConfig,
+    model_fn: Callable[[], nn.Module],
+    train_data: TensorDataset,
+    **kwargs: Any,
+) -> SearchResult:
+    """Functional form of :class:`AutoBalanceSearch` ``(...).run()``."""
+    resume = kwargs.pop("resume", False)
+    return AutoBalanceSearch(config, model_fn, train_data, **kwargs).run(resume=resume)
+
+
+__all__ = [
+    "PHASES",
+    "AutoBalanceSearch",
+    "SearchResult",
+    "loss_from_alpha",
+    "preserved_buffers",
+    "search",
+    "split_dataset",
+]

@@ -1,0 +1,350 @@
+"""The one training loop: baselines, the search's θ-steps and the retrain phase all use it.
+
+Schedule (PROTOCOLS B1, after Cao et al. 2019): SGD with momentum, a linear learning-rate
+warm-up over the first ``warmup_epochs``, then a step decay by ``lr_decay`` at each fraction of
+the epochs in ``milestones``. The schedule is evaluated per iteration:
+
+    lr(t) = lr · min(1, (t + 1) / T_warm) · decay^{#{m : t ≥ m·T}}
+
+Prediction is always argmax of the raw logits f(x); logit adjustments belong to the loss only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autobalance.data.dataset import TensorDataset
+from autobalance.data.loader import TensorLoader
+from autobalance.metrics import evaluate_predictions
+
+LossFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+Transform = Callable[[Tensor, torch.Generator | None], Tensor]
+StepHook = Callable[[int, int], dict[str, Any] | None]
+
+
+@dataclass
+class TrainConfig:
+    """Lower-level (θ) optimisation settings; defaults follow PROTOCOLS B1 / LDAM-DRW."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    warmup_epochs: float = 2.0
+    milestones: tuple[float, ...] = (0.75, 0.9)
+    lr_decay: float = 0.1
+    eval_batch_size: int = 1024
+    eval_every: int = 1
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if any(not 0 < m <= 1 for m in self.milestones):
+            raise ValueError(
+                f"milestones are fractions of the epochs in (0, 1], got {self.milestones}"
+            )
+        self.milestones = tuple(float(m) for m in self.milestones)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with momentum and L2 weight decay on all of θ."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration warm-up + step schedule (see the module docstring)."""
+    total = cfg.epochs * steps_per_epoch
+    warm = max(1, round(cfg.warmup_epochs * steps_per_epoch))
+    marks = [math.floor(m * total) for m in cfg.milestones]
+
+    def factor(t: int) -> float:
+        f = min(1.0, (t + 1) / warm) if cfg.warmup_epochs > 0 else 1.0
+        return f * cfg.lr_decay ** sum(t >= m for m in marks)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def identity_transform(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Features pass through unchanged (cast to float)."""
+    return x if x.is_floating_point() else x.float()
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    batch_size: int = 1024,
+    transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """argmax of the raw logits f(x), batched, in eval mode (the mode is restored after)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = transform(x[i : i + batch_size].to(device), None)
+        out.append(model(xb).argmax(dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def evaluate(
+    model: nn.Module,
+    data: TensorDataset,
+    *,
+    batch_size: int = 1024,
+    transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """All applicable metrics of ``model`` on ``data`` (argmax of raw logits)."""
+    pred = predict(model, data.x, batch_size=batch_size, transform=transform, device=device)
+    return evaluate_predictions(
+        data.y,
+        pred,
+        groups=data.groups,
+        num_classes=data.num_classes,
+        num_groups=data.num_groups if data.groups is not None else None,
+    )
+
+
+@dataclass
+class EpochState:
+    """What one epoch of training produced."""
+
+    loss: float
+    steps: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    loader: TensorLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    *,
+    transform: Transform = identity_transform,
+    generator: torch.Generator | None = None,
+    step_hook: StepHook | None = None,
+    global_step: int = 0,
+) -> EpochState:
+    """One pass over ``loader``: θ ← θ − η∇θ L_train(θ, α) per batch.
+
+    ``step_hook(global_step, local_step)`` runs after every θ-step; the search uses it for its
+    hyper-steps on α. A non-finite training loss raises ``FloatingPointError`` before θ changes.
+    """
+    model.train()
+    total, n = 0.0, 0
+    for xb, yb, gb in loader:
+        logits = model(transform(xb, generator))
+        loss = loss_fn(logits, yb, gb)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at step {global_step + n}; "
+                "lower the learning rate or check the data"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += float(loss.detach())
+        n += 1
+        if step_hook is not None:
+            step_hook(global_step + n, n)
+    return EpochState(loss=total / max(n, 1), steps=n)
+
+
+def seeded_generator(seed: int, *salt: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator seeded from ``seed`` and the ``salt`` integers (phase, epoch …)."""
+    g = torch.Generator(device=device)
+    mixed = seed
+    for s in salt:
+        mixed = (mixed * 1_000_003 + s + 1) % (2**63 - 1)
+    g.manual_seed(mixed)
+    return g
+
+
+def as_loss_fn(loss: nn.Module | Callable[..., Tensor]) -> LossFn:
+    """Adapt a loss module (``forward(logits, targets, groups=None)``) to the loop's form.
+
+    The adapter forwards ``set_epoch`` (DRW, LDAM-DRW) when the loss has it.
+    """
+
+    class _Adapter:
+        def __call__(self, logits: Tensor, targets: Tensor, groups: Tensor | None) -> Tensor:
+            return loss(logits, targets, groups=groups)
+
+    fn = _Adapter()
+    if hasattr(loss, "set_epoch"):
+        fn.set_epoch = loss.set_epoch  # type: ignore[attr-defined]
+    return fn
+
+
+__all__ = [
+    "EpochState",
+    "LossFn",
+    "TrainConfig",
+    "Transform",
+    "as_loss_fn",
+    "evaluate",
+    "fit",
+    "identity_transform",
+    "make_optimizer",
+    "make_scheduler",
+    "predict",
+    "run_epochs",
+    "seeded_generator",
+    "train_epoch",
+]
+
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+def run_epochs(
+    phase: str,
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_data: TensorDataset,
+    cfg: TrainConfig,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    seed: int,
+    start_epoch: int = 0,
+    end_epoch: int | None = None,
+    eval_sets: dict[str, TensorDataset] | None = None,
+    transform: Transform = identity_transform,
+    eval_transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+    callbacks: Any = None,
+    step_hook: StepHook | None = None,
+    epoch_extra: Callable[[int], dict[str, Any]] | None = None,
+    on_epoch_done: EpochCallback | None = None,
+    phase_id: int = 0,
+) -> list[dict[str, Any]]:
+    """Run epochs [start_epoch, end_epoch) of one phase; returns one record per epoch.
+
+    Every source of randomness is seeded from (seed, phase_id, epoch): the sampler order and the
+    augmentation draws. So a run resumed from an end-of-epoch checkpoint replays exactly.
+    ``on_epoch_done(epoch, record)`` is where the caller checkpoints.
+    """
+    end = cfg.epochs if end_epoch is None else end_epoch
+    loader = TensorLoader(
+        train_data,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=cfg.drop_last,
+        seed=seed * 7919 + phase_id,
+        device=device,
+    )
+    records: list[dict[str, Any]] = []
+    steps_per_epoch = len(loader)
+    for epoch in range(start_epoch, end):
+        loader.set_epoch(epoch)
+        if hasattr(loss_fn, "set_epoch"):
+            loss_fn.set_epoch(epoch)
+        gen = seeded_generator(seed, phase_id, epoch, device=device)
+        state = train_epoch(
+            model,
+            loss_fn,
+            loader,
+            optimizer,
+            scheduler,
+            transform=transform,
+            generator=gen,
+            step_hook=step_hook,
+            global_step=epoch * steps_per_epoch,
+        )
+        record: dict[str, Any] = {
+            "phase": phase,
+            "epoch": epoch,
+            "train_loss": state.loss,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        last = epoch == end - 1
+        if eval_sets and (last or (epoch + 1) % cfg.eval_every == 0):
+            for name, data in eval_sets.items():
+                m = evaluate(
+                    model,
+                    data,
+                    batch_size=cfg.eval_batch_size,
+                    transform=eval_transform,
+                    device=device,
+                )
+                record.update({f"{name}/{k}": v for k, v in m.items()})
+        if epoch_extra is not None:
+            record.update(epoch_extra(epoch))
+        records.append(record)
+        if callbacks is not None:
+            callbacks.on_epoch_end(phase, epoch, record)
+        if on_epoch_done is not None:
+            on_epoch_done(epoch, record)
+    return records
+
+
+def fit(
+    model: nn.Module,
+    loss: nn.Module | Callable[..., Tensor],
+    train_data: TensorDataset,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    eval_sets: dict[str, TensorDataset] | None = None,
+    transform: Transform = identity_transform,
+    eval_transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+    callbacks: Any = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` with a fixed ``loss`` (a baseline, or a learned α* loaded from JSON)."""
+    model.to(device)
+    if isinstance(loss, nn.Module):
+        loss.to(device)
+    optimizer = make_optimizer(model, cfg)
+    steps = math.ceil(len(train_data) / cfg.batch_size)
+    if cfg.drop_last:
+        steps = len(train_data) // cfg.batch_size
+    scheduler = make_scheduler(optimizer, cfg, steps)
+    if callbacks is not None:
+        callbacks.on_phase_start("train", {"epochs": cfg.epochs})
+    records = run_epochs(
+        "train",
+        model,
+        as_loss_fn(loss),
+        train_data,
+        cfg,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        seed=seed,
+        eval_sets=eval_sets,
+        transform=transform,
+        eval_transform=eval_transform,
+        device=device,
+        callbacks=callbacks,
+    )
+    if callbacks is not None:
+        callbacks.on_phase_end("train", {})
+    return records
