@@ -120,6 +120,7 @@ class AlphaConfig:
     step_every: int = 10
     step_gamma: float = 0.5
     normalize: bool = False
+    clip_norm: float | None = None
 
     def __post_init__(self) -> None:
         _choice("alpha optimizer", self.optimizer, ALPHA_OPTIMIZERS)

@@ -322,17 +322,22 @@ class AutoBalanceSearch:
                     train_grads=train_grads,
                 )
             except NonFiniteHypergradient as exc:
-                return {"applied": False, "reason": str(exc), "val_loss": float(val_loss)}
+                return {"applied": False, "reason": str(exc), "val_loss": float(val_loss.detach())}
         alpha_opt.zero_grad(set_to_none=True)
         norm = math.sqrt(sum(float((g * g).sum()) for g in hg))
+        factor = 1.0
+        if self.cfg.alpha.normalize and norm > 0:
+            factor = 1.0 / norm
+        elif self.cfg.alpha.clip_norm is not None and norm > self.cfg.alpha.clip_norm:
+            factor = self.cfg.alpha.clip_norm / norm
         for p, g in zip(hparams, hg, strict=True):
-            p.grad = g.detach() / norm if self.cfg.alpha.normalize and norm > 0 else g.detach()
+            p.grad = g.detach() * factor
         alpha_opt.step()
         self.space.clamp_()
         return {
             "applied": True,
-            "val_loss": float(val_loss),
-            "train_loss": float(train_loss),
+            "val_loss": float(val_loss.detach()),
+            "train_loss": float(train_loss.detach()),
             "hypergrad_norm": norm,
             "neumann_scale": scale if h.method == "neumann" else None,
         }
@@ -430,7 +435,7 @@ class AutoBalanceSearch:
 
             def step_hook(global_step: int, local_step: int) -> None:
                 epoch = hyper_gen["epoch"]
-                if epoch < t1 or local_step % cfg.hyper.interval != 0:
+                if epoch < t1 or global_step % cfg.hyper.interval != 0:
                     return
                 t0 = time.perf_counter()
                 info = self.hyper_step(model, alpha_opt, hyper_gen["gen"], cfg.train.weight_decay)

@@ -1,0 +1,396 @@
+"""One experiment from one config: dataset, model, augmentation and the search settings.
+
+:class:`ExperimentConfig` is what a YAML preset (``autobalance presets``) or a ``--config`` file
+holds. It nests the engine's :class:`~autobalance.config.SearchConfig` unchanged under ``search``
+and adds what the engine leaves to its caller: which dataset (:class:`DatasetConfig`), which
+model (:class:`ModelConfig`) and which baselines to compare against.
+:func:`build_experiment` turns it into data, a model factory and batch transforms.
+
+Data paths: ``dataset.path`` names the dataset's file or folder; otherwise it is looked up under
+``dataset.data_dir``, which defaults to ``$AUTOBALANCE_DATA`` or ``../shared/data`` (relative to
+the working directory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from autobalance.config import SearchConfig, from_dict, to_dict
+from autobalance.data.dataset import TensorDataset
+from autobalance.losses import LOSS_ALIASES, LOSS_NAMES
+from autobalance.models import MODEL_NAMES, make_model
+from autobalance.train import Transform, identity_transform
+
+DATASETS: tuple[str, ...] = (
+    "digits_lt",
+    "gaussians_lt",
+    "waterbirds_like",
+    "cifar10_lt",
+    "cifar10_jpeg_lt",
+    "cifar100_lt",
+    "adult",
+    "compas",
+    "celeba",
+    "waterbirds_features",
+    "imagenet_lt",
+    "inat2018",
+)
+# Datasets the in-memory engine cannot hold: their loaders stream images from disk.
+STREAMING_DATASETS: tuple[str, ...] = ("imagenet_lt", "inat2018")
+IMAGE_DATASETS: tuple[str, ...] = ("cifar10_lt", "cifar10_jpeg_lt", "cifar100_lt")
+DATA_ENV = "AUTOBALANCE_DATA"
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+@dataclass
+class DatasetConfig:
+    """Which dataset, where it lives, and the loader's options.
+
+    ``imbalance_ratio`` ρ applies to the long-tailed datasets (``n_i = n_max · ρ^(−i/(K−1))``,
+    Cao et al. 2019); ``None`` keeps the loader's default. ``seed`` defaults to ``search.seed``.
+    ``options`` are extra keywords of the loader (validated by name, see :func:`dataset_options`).
+    """
+
+    name: str = "digits_lt"
+    data_dir: str | None = None
+    path: str | None = None
+    imbalance_ratio: float | None = None
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in DATASETS:
+            raise ValueError(f"Unknown dataset '{self.name}', expected one of {DATASETS}")
+        if self.imbalance_ratio is not None and self.imbalance_ratio < 1:
+            raise ValueError(f"dataset.imbalance_ratio must be ≥ 1, got {self.imbalance_ratio}")
+        self.options = _mapping(self.options, "dataset.options")
+
+
+@dataclass
+class ModelConfig:
+    """``models.make_model(name, num_classes, in_shape, ...)`` settings.
+
+    ``hidden``: MLP hidden sizes; ``width``: CIFAR-ResNet base width; ``options``: any other
+    keyword of the model.
+    """
+
+    name: str = "mlp"
+    hidden: tuple[int, ...] | None = None
+    width: int | None = None
+    channels_last: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"Unknown model '{self.name}', expected one of {MODEL_NAMES}")
+        self.options = _mapping(self.options, "model.options")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one ``autobalance`` command needs (a preset file is one of these).
+
+    Args:
+        name: short label of the experiment (run-directory prefix).
+        description: one line shown by ``autobalance presets``.
+        dataset, model: see :class:`DatasetConfig`, :class:`ModelConfig`.
+        search: the engine's :class:`~autobalance.config.SearchConfig` (Algorithm 1 of
+            AutoBalance, Li et al. 2021, arXiv 2201.01212), used as is; its ``train`` section is
+            also the schedule of the baselines, its ``seed`` and ``device`` theirs.
+        baselines: losses (``losses.LOSS_NAMES``) trained by ``demo`` / ``train``.
+        loss_options: per-loss keywords for ``make_loss``, e.g. ``{"ldam_drw": {"drw_epoch": 22}}``.
+        augment: random crop + flip on image datasets; ``None`` means on for images, off for
+            features.
+        eval_train: also evaluate the training set after each epoch of ``train`` (for the
+            train/test error curves; costs one pass over the data per epoch).
+    """
+
+    name: str = "experiment"
+    description: str = ""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    baselines: tuple[str, ...] = ("ce", "la")
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    augment: bool | None = None
+    eval_train: bool = False
+
+    def __post_init__(self) -> None:
+        valid = (*LOSS_NAMES, *LOSS_ALIASES)
+        self.baselines = tuple(self.baselines)
+        for b in (*self.baselines, *self.loss_options):
+            if b not in valid:
+                raise ValueError(f"Unknown loss '{b}', expected one of {valid}")
+        self.loss_options = _mapping(self.loss_options, "loss_options")
+        for name, opts in self.loss_options.items():
+            _mapping(opts, f"loss_options.{name}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """Strict parse: an unknown key raises ``ValueError`` naming the valid keys."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a mapping, got {type(data).__name__}")
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-ready); ``from_dict(to_dict())`` round-trips."""
+        return to_dict(self)
+
+
+class Experiment(NamedTuple):
+    """What :func:`build_experiment` returns (a tuple, so it also unpacks)."""
+
+    train: TensorDataset
+    test: TensorDataset
+    model_fn: Callable[[], nn.Module]
+    transform: Transform
+    eval_transform: Transform
+
+
+def default_data_dir() -> Path:
+    """``$AUTOBALANCE_DATA`` if set, else ``../shared/data`` relative to the working directory."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else Path.cwd().parent / "shared" / "data"
+
+
+def _data_dir(cfg: DatasetConfig) -> Path:
+    return Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
+
+
+def _located(cfg: DatasetConfig, *default: str) -> Path:
+    """``dataset.path``, else ``data_dir/<default...>``; a clear error when it does not exist."""
+    p = Path(cfg.path).expanduser() if cfg.path else _data_dir(cfg).joinpath(*default)
+    if not p.exists():
+        where = "dataset.path" if cfg.path else f"data_dir ({_data_dir(cfg)})"
+        raise FileNotFoundError(
+            f"dataset '{cfg.name}': {p} not found (from {where}); set dataset.path or "
+            f"dataset.data_dir, e.g. --set dataset.data_dir=/data, or ${DATA_ENV}"
+        )
+    return p
+
+
+def _jpeg_npz(cfg: DatasetConfig) -> Path:
+    if cfg.path:
+        return _located(cfg)
+    folder = _located(cfg, "cifar10_jpeg_lossy")
+    if folder.is_file():
+        return folder
+    found = sorted(folder.glob("*.npz"))
+    if not found:
+        raise FileNotFoundError(f"dataset '{cfg.name}': no .npz file in {folder}")
+    return found[0]
+
+
+# name → (accepted loader options, does it take imbalance_ratio)
+_OPTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "digits_lt": (("test_per_class", "as_images", "standardize"), True),
+    "gaussians_lt": (
+        ("num_classes", "dim", "n_max", "separation", "n_test_per_class", "profile"),
+        True,
+    ),
+    "waterbirds_like": (
+        (
+            "n",
+            "dim",
+            "n_test_per_cell",
+            "proportions",
+            "core_dim",
+            "core_strength",
+            "spurious_dim",
+            "spurious_strength",
+        ),
+        False,
+    ),
+    "cifar10_lt": (("cache_dir", "verify"), True),
+    "cifar10_jpeg_lt": (("cache_dir",), True),
+    "cifar100_lt": (("cache_dir", "verify"), True),
+    "adult": (("group_as_feature",), False),
+    "compas": (("races", "test_fraction", "group_as_feature"), False),
+    "celeba": (("target", "group", "group_as_feature"), False),
+    "waterbirds_features": (("features",), False),
+    "imagenet_lt": ((), False),
+    "inat2018": ((), False),
+}
+
+
+def dataset_options(name: str) -> tuple[str, ...]:
+    """The ``dataset.options`` keys accepted for dataset ``name``."""
+    if name not in _OPTIONS:
+        raise ValueError(f"Unknown dataset '{name}', expected one of {DATASETS}")
+    return _OPTIONS[name][0]
+
+
+def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """(train, test) of ``cfg`` with ``cfg.seed`` (or ``seed``) for the long-tail subsampling.
+
+    Datasets with an official validation split (CelebA, Waterbirds) return (train, test): the
+    search draws its own validation set from train (Algorithm 1, line 1).
+    """
+    from autobalance import data as D
+
+    accepted, has_rho = _OPTIONS[cfg.name]
+    unknown = sorted(set(cfg.options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown dataset option(s) {unknown} for '{cfg.name}', expected a subset of {accepted}"
+        )
+    if cfg.imbalance_ratio is not None and not has_rho:
+        raise ValueError(f"dataset '{cfg.name}' has no imbalance_ratio (it is not long-tailed)")
+    if cfg.name in STREAMING_DATASETS:
+        raise ValueError(
+            f"dataset '{cfg.name}' streams images from disk (autobalance.data loaders); the "
+            f"in-memory search engine and CLI hold only in-memory datasets: {_in_memory()}"
+        )
+    s = seed if cfg.seed is None else cfg.seed
+    o = dict(cfg.options)
+    rho = {} if cfg.imbalance_ratio is None else {"imbalance_ratio": cfg.imbalance_ratio}
+    name = cfg.name
+    if name == "digits_lt":
+        return D.load_digits_lt(seed=s, **rho, **o)
+    if name == "gaussians_lt":
+        train = D.long_tailed_gaussians(seed=s, split="train", **rho, **o)
+        return train, D.long_tailed_gaussians(seed=s, split="test", **rho, **o)
+    if name == "waterbirds_like":
+        train = D.waterbirds_like_features(seed=s, split="train", **o)
+        return train, D.waterbirds_like_features(seed=s, split="test", **o)
+    if name in ("cifar10_lt", "cifar100_lt"):
+        kind = "cifar10" if name == "cifar10_lt" else "cifar100"
+        return D.load_cifar_lt(_located(cfg), kind, seed=s, **rho, **o)
+    if name == "cifar10_jpeg_lt":
+        return D.load_cifar_lt(_jpeg_npz(cfg), "cifar10", seed=s, **rho, **o)
+    if name == "adult":
+        return D.load_adult(_located(cfg, "adult"), **o)
+    if name == "compas":
+        return D.load_compas(_located(cfg, "compas"), seed=s, **o)
+    if name == "celeba":
+        train, _, test = D.load_celeba_attributes(_located(cfg, "celeba"), **o)
+        return train, test
+    # waterbirds_features
+    meta = _located(cfg, "waterbirds", "metadata.csv")
+    feats = o.get("features") or str(_data_dir(cfg) / "waterbirds" / "features.npy")
+    if not Path(feats).expanduser().is_file():
+        raise FileNotFoundError(
+            f"dataset 'waterbirds_features': feature file {feats} not found; set "
+            "dataset.options.features to a (N, D) .npy or .pt aligned with metadata.csv"
+        )
+    train, _, test = D.load_waterbirds_features(meta, Path(feats).expanduser())
+    return train, test
+
+
+def _in_memory() -> tuple[str, ...]:
+    return tuple(d for d in DATASETS if d not in STREAMING_DATASETS)
+
+
+def _norm_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
+
+    if name == "cifar100_lt":
+        return CIFAR100_MEAN, CIFAR100_STD
+    return CIFAR10_MEAN, CIFAR10_STD
+
+
+def build_transforms(cfg: ExperimentConfig, seed: int) -> tuple[Transform, Transform]:
+    """(train, eval) batch transforms: CIFAR crop + flip + normalise for image datasets
+    (He et al. 2016 §4.2), the identity for feature datasets."""
+    if cfg.dataset.name not in IMAGE_DATASETS:
+        if cfg.augment:
+            raise ValueError(
+                f"augment=true needs an image dataset {IMAGE_DATASETS}, got '{cfg.dataset.name}'"
+            )
+        return identity_transform, identity_transform
+    from autobalance.augment import make_image_transform
+
+    mean, std = _norm_stats(cfg.dataset.name)
+    cl = cfg.model.channels_last
+    augment = True if cfg.augment is None else cfg.augment
+    train_t = make_image_transform(augment, mean, std, seed=seed, channels_last=cl)
+    eval_t = make_image_transform(False, mean, std, seed=seed, channels_last=cl)
+    return train_t, eval_t
+
+
+def model_factory(cfg: ModelConfig, train: TensorDataset) -> Callable[[], nn.Module]:
+    """A zero-argument builder of a fresh model for ``train``'s input shape and classes."""
+    opts = dict(cfg.options)
+    if cfg.hidden is not None:
+        opts["hidden"] = tuple(cfg.hidden)
+    if cfg.width is not None:
+        opts["width"] = cfg.width
+    in_shape = tuple(int(d) for d in train.x.shape[1:])
+    num_classes = train.num_classes
+    # fail now, not inside the search: build once (the result is discarded)
+    make_model(cfg.name, num_classes, in_shape=in_shape, channels_last=cfg.channels_last, **opts)
+
+    def model_fn() -> nn.Module:
+        return make_model(
+            cfg.name, num_classes, in_shape=in_shape, channels_last=cfg.channels_last, **opts
+        )
+
+    return model_fn
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; other names pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def build_experiment(cfg: ExperimentConfig) -> Experiment:
+    """(train, test, model_fn, transform, eval_transform) for ``cfg``."""
+    seed = cfg.search.seed
+    train, test = load_dataset(cfg.dataset, seed)
+    transform, eval_transform = build_transforms(cfg, seed)
+    try:
+        model_fn = model_factory(cfg.model, train)
+    except TypeError as exc:  # an unknown model option
+        raise ValueError(f"model '{cfg.model.name}': {exc}") from None
+    return Experiment(train, test, model_fn, transform, eval_transform)
+
+
+def loss_counts(train: TensorDataset) -> dict[str, Any]:
+    """``make_loss`` keywords with the training counts: class counts (K,), group counts (K, G)."""
+    if train.groups is None:
+        return {"class_counts": train.class_counts()}
+    from autobalance.data.counts import group_counts
+
+    table = group_counts(
+        train.y.numpy(),
+        train.groups.numpy(),
+        num_classes=train.num_classes,
+        num_groups=train.num_groups,
+    )
+    return {"group_counts": torch.as_tensor(table)}
+
+
+__all__ = [
+    "DATASETS",
+    "DATA_ENV",
+    "IMAGE_DATASETS",
+    "STREAMING_DATASETS",
+    "DatasetConfig",
+    "Experiment",
+    "ExperimentConfig",
+    "ModelConfig",
+    "build_experiment",
+    "build_transforms",
+    "dataset_options",
+    "default_data_dir",
+    "load_dataset",
+    "loss_counts",
+    "model_factory",
+    "resolve_device",
+]
