@@ -305,7 +305,7 @@ class AutoBalanceSearch:
                         matvec,
                         tuple(p.detach() for p in params),
                         iterations=h.power_iterations,
-                        generator=seeded_generator(self.cfg.seed, 99),
+                        generator=seeded_generator(self.cfg.seed, 99, device=self.device),
                     )
                     self._neumann_scale = 1.0 / max(float(lam), 1e-8)
                 scale = min(h.scale, self._neumann_scale)

@@ -34,6 +34,8 @@ from autobalance.losses import parametric_cross_entropy
 KINDS = ("clusters", "full", "la_tau")
 INITS = ("balanced", "la", "cdt", "vs", "ce")
 COMPONENTS = ("weight", "additive", "multiplicative")
+# The buffers the effective values are computed from (part of the cache key of ``loss``).
+_KEY_BUFFERS = ("base_log_weight", "base_additive", "base_delta_logit", "clusters", "log_prior")
 
 
 def frequency_clusters(
@@ -192,6 +194,7 @@ class SearchSpace(nn.Module):
         else:
             for comp in self.search:
                 self.raw[comp] = nn.Parameter(torch.zeros(self.num_clusters))
+        self._cache: tuple[tuple[Any, ...], dict[str, Tensor | None]] | None = None
 
     # ------------------------------------------------------------------ mapping α′ → (w, l, Δ)
     def dictionary(self) -> Tensor:
@@ -205,23 +208,72 @@ class SearchSpace(nn.Module):
             return self.raw[comp] * self.log_prior
         return self.raw[comp][self.clusters]  # D_π α′ as a gather
 
+    def _component(self, comp: str) -> Tensor:
+        """Effective value of one component, differentiable in α′, with the counts' shape."""
+        base = {
+            "weight": self.base_log_weight,
+            "additive": self.base_additive,
+            "multiplicative": self.base_delta_logit,
+        }[comp]
+        e = self._expand(comp)
+        value = base if e is None else base + e
+        if comp == "weight":
+            value = torch.exp(value)
+        elif comp == "multiplicative":
+            value = self.delta_scale * torch.sigmoid(value)
+        return value.reshape(self.shape)
+
     def effective(self) -> dict[str, Tensor]:
-        """Effective ``weight``, ``additive``, ``multiplicative`` with the counts' shape."""
-        log_w = self.base_log_weight
-        add = self.base_additive
-        dlogit = self.base_delta_logit
-        if (e := self._expand("weight")) is not None:
-            log_w = log_w + e
-        if (e := self._expand("additive")) is not None:
-            add = add + e
-        if (e := self._expand("multiplicative")) is not None:
-            dlogit = dlogit + e
-        delta = self.delta_scale * torch.sigmoid(dlogit)
-        return {
-            "weight": torch.exp(log_w).reshape(self.shape),
-            "additive": add.reshape(self.shape),
-            "multiplicative": delta.reshape(self.shape),
-        }
+        """Effective ``weight``, ``additive``, ``multiplicative`` with the counts' shape.
+
+        w = exp(log w₀ + D_π ω′), l = l₀ + D_π l′, Δ = s·σ(logit(Δ₀/s) + D_π d′) (§2.2).
+        """
+        return {comp: self._component(comp) for comp in COMPONENTS}
+
+    # ------------------------------------------------------------------ cached constant α
+    def _cache_key(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...] | None:
+        """What the detached effective values depend on; None when it cannot be read."""
+        # Read the module's dicts directly: this runs on every training step.
+        buffers = self._buffers
+        tensors = (*self.raw._parameters.values(), *(buffers[name] for name in _KEY_BUFFERS))
+        try:
+            state = tuple((t._version, t.data_ptr()) for t in tensors)
+        except RuntimeError:  # e.g. inference tensors or torch.func wrappers: no cache
+            return None
+        return (dtype, device, self.delta_scale, state)
+
+    def _detached_effective(
+        self, dtype: torch.dtype, device: torch.device
+    ) -> dict[str, Tensor | None]:
+        """Detached effective (w, l, Δ) in ``dtype`` on ``device``; None marks an identity.
+
+        The result is cached and reused while α′ and the buffers are unchanged: the key holds
+        each tensor's version counter, which every in-place write through the tensor bumps
+        (optimizer steps, :meth:`clamp_`, ``load_state_dict``), and its storage address, which
+        ``.to()`` changes. Writes through ``.data`` bypass the counter: call
+        :meth:`clear_cache` after them. A component that is not searched and is the identity
+        (w = 1, l = 0 or Δ = 1 exactly) is returned as None, so the loss skips its work; the
+        loss value is bitwise the same.
+        """
+        inference = torch.is_inference_mode_enabled()
+        key = None if inference else self._cache_key(dtype, device)
+        if key is not None and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        identity = {"weight": 1.0, "additive": 0.0, "multiplicative": 1.0}
+        out: dict[str, Tensor | None] = {}
+        with torch.no_grad():
+            for comp, value in self.effective().items():
+                value = value.to(device=device, dtype=dtype, copy=True)
+                constant = comp not in self.raw
+                out[comp] = None if constant and bool((value == identity[comp]).all()) else value
+        if key is not None:
+            self._cache = (key, out)
+        return out
+
+    def clear_cache(self) -> None:
+        """Forget the cached detached (w, l, Δ) of :meth:`loss` (needed only after ``.data``
+        writes to α′ or to the buffers, which the version counters do not see)."""
+        self._cache = None
 
     def loss(
         self,
@@ -234,16 +286,18 @@ class SearchSpace(nn.Module):
     ) -> Tensor:
         """Parametric CE (eq. 2.2, or 4.2 with groups) under the current effective α.
 
-        ``detach=True`` treats α as a constant (the θ-steps), which skips the α-gradient work.
+        ``detach=True`` treats α as a constant (the θ-steps): no α-gradient work, and the
+        effective (w, l, Δ) are computed once per change of α′ and reused. Without it, the
+        searched components are recomputed with their graph to α′ on every call.
         """
-        if detach:
-            with torch.no_grad():
-                eff = self.effective()
-        else:
-            eff = self.effective()
-        eff = {k: v.to(logits.dtype) for k, v in eff.items()}
         if len(self.shape) == 2 and groups is None:
             raise ValueError("this search space is per (class, group) cell: pass groups")
+        eff = self._detached_effective(logits.dtype, logits.device)
+        if not detach:
+            eff = {
+                comp: self._component(comp).to(logits.dtype) if comp in self.raw else value
+                for comp, value in eff.items()
+            }
         return parametric_cross_entropy(
             logits,
             targets,

@@ -11,11 +11,11 @@ average (1/N) Σ_i ℓ(x_i, y_i); it is *not* normalised by Σ_i w_{y_i}.
 
 Logit adjustment (LA), CDT and VS losses are special cases; see ``baselines.py``.
 
-Speed: on CPU the loss runs through a fused autograd function (one (N, K) buffer reused in the
-backward; double backward, ``torch.func.grad`` and forward-mode AD are supported, ``vmap`` is
-not). On other devices plain autograd ops are used, which is faster where kernel launches
-dominate. Pass detached w, l, Δ when only ∂/∂logits is needed: the α gradients cost extra
-(N, K) passes.
+Speed: on CPU the loss runs through a fused autograd function (the reduction inside it, one
+(N, K) buffer reused in the backward; double backward, ``torch.func.grad`` and forward-mode AD
+are supported, ``vmap`` is not). On other devices plain autograd ops are used, which is faster
+where kernel launches dominate. Pass detached w, l, Δ when only ∂/∂logits is needed: the α
+gradients cost extra (N, K) passes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch._functorch.utils import unwrap_dead_wrappers
 
 from autobalance.losses._common import (
     check_finite,
@@ -79,79 +80,141 @@ def _adjust(x: Tensor, l: Tensor | None, d: Tensor | None) -> Tensor:
     return x
 
 
+def _scaled(t: Tensor, scale: Tensor | None, copy: bool = False) -> Tensor:
+    """``t · scale`` as a new tensor, or ``t`` (a copy if asked) when there is no scale."""
+    if scale is None:
+        return t.clone() if copy else t
+    return t * scale
+
+
 def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
     """Sum a (N, K) gradient down to the (K,) or (N, K) shape of ``like``."""
     return grad.sum(0) if like.dim() == 1 else grad
 
 
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    """(1/N) Σ_i ℓ_i, Σ_i ℓ_i or ℓ itself."""
+    if reduction == "mean":
+        return per_sample.mean()
+    return per_sample.sum() if reduction == "sum" else per_sample
+
+
+def _per_sample_grad(g_loss: Tensor, reduction: str, n: int) -> Tensor:
+    """∂L/∂ℓ_i as an (N,) tensor, from the gradient of the reduced loss L."""
+    if reduction == "none":
+        return g_loss
+    return (g_loss / n if reduction == "mean" else g_loss).expand(n)
+
+
 class _FusedParametricCE(torch.autograd.Function):
-    """Per-sample ``w_i · CE(Δ ⊙ x + l, y_i)`` with a fused backward (and its log-softmax).
+    """Reduced ``w_i · CE(Δ ⊙ x + l, y_i)`` with a fused backward (and the log-softmax).
 
     ∂ℓ_i/∂z_ik = w_i (p_ik − [k = y_i]) with p = softmax(z); then ∂/∂x = Δ ⊙ ∂/∂z,
     ∂/∂Δ = Σ_i x ⊙ ∂/∂z, ∂/∂l = Σ_i ∂/∂z and ∂ℓ_i/∂w_i = CE_i. Plain autograd would write
-    three extra (N, K) tensors; here the backward reuses one buffer in place. When the backward
-    itself is differentiated (``create_graph=True``, ``torch.func``), it recomputes the same
-    formulas with differentiable ops from the saved inputs, so Hessian-vector products are
-    exact. ``jvp`` gives forward-mode AD.
+    three extra (N, K) tensors; here the backward reuses one buffer in place. The reduction is
+    done inside, so for ``mean``/``sum`` without w the gradient scale c = ∂L/∂ℓ_i is one number
+    and ∂/∂x = (p − onehot) ⊙ (c·Δ) takes a single pass after the exp. When the backward itself
+    is differentiated (``create_graph=True``, ``torch.func``), it recomputes the same formulas
+    with differentiable ops from the saved inputs, so Hessian-vector products are exact.
+    ``jvp`` gives forward-mode AD.
     """
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:  # type: ignore[override]
+        """``Function.apply`` without its per-call ``inspect.signature`` binding.
+
+        Every argument is passed positionally and none has a default, so that binding changes
+        nothing, yet it costs about 50 µs a call on CPU, as much as the rest of the loss at
+        N·K = 256·1000. Under ``torch.compile`` and ``torch.func`` transforms the stock path runs.
+        """
+        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+            return super().apply(*args)
+        # What the stock path does next, minus the binding.
+        return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
 
     @staticmethod
     def forward(
-        x: Tensor, t: Tensor, w: Tensor | None, l: Tensor | None, d: Tensor | None
+        x: Tensor,
+        t: Tensor,
+        w: Tensor | None,
+        l: Tensor | None,
+        d: Tensor | None,
+        reduction: str,
     ) -> tuple[Tensor, Tensor]:
         logp = torch.log_softmax(_adjust(x, l, d), dim=1)
         nll = -logp.gather(1, t.unsqueeze(1)).squeeze(1)
-        return (nll if w is None else nll * w), logp
+        return _reduce(nll if w is None else nll * w, reduction), logp
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-        x, t, w, l, d = inputs
+        x, t, w, l, d, reduction = inputs
         ctx.set_materialize_grads(False)
+        ctx.reduction = reduction
         ctx.save_for_backward(x, t, w, l, d, output[1])
         ctx.save_for_forward(x, t, w, l, d, output[1])
 
     @staticmethod
     def backward(ctx: Any, g_loss: Tensor | None, g_logp: Tensor | None) -> tuple[Any, ...]:
         if g_loss is None and g_logp is None:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         x, t, w, l, d, logp = ctx.saved_tensors
-        need_x, _, need_w, need_l, need_d = ctx.needs_input_grad
+        need_x, _, need_w, need_l, need_d, _ = ctx.needs_input_grad
+        n = logp.shape[0]
+        t1 = t.unsqueeze(1)
         if torch.is_grad_enabled():
-            # Differentiable recomputation, for double backward.
-            logp = torch.log_softmax(_adjust(x, l, d), dim=1)
-            p = logp.exp()
-            gz = torch.zeros_like(logp)
-            if g_loss is not None:
-                coef = g_loss if w is None else g_loss * w
-                onehot = F.one_hot(t, logp.shape[1]).to(logp.dtype)
-                gz = gz + (p - onehot) * coef.unsqueeze(1)
-            if g_logp is not None:
-                gz = gz + g_logp - p * g_logp.sum(1, keepdim=True)
-        else:
-            gz = logp.exp()  # p, in a fresh buffer that is updated in place below
-            if g_loss is not None:
-                gz.scatter_add_(1, t.unsqueeze(1), -torch.ones_like(gz[:, :1]))  # p − onehot
-                gz.mul_((g_loss if w is None else g_loss * w).unsqueeze(1))
-                if g_logp is not None:
-                    gz.add_(g_logp - logp.exp() * g_logp.sum(1, keepdim=True))
-            elif g_logp is not None:
-                gz = g_logp - gz * g_logp.sum(1, keepdim=True)
+            return _FusedParametricCE._backward_differentiable(ctx, g_loss, g_logp)
         gw = gl = gd = gx = None
         if need_w and g_loss is not None:
-            gw = g_loss * -logp.gather(1, t.unsqueeze(1)).squeeze(1)
-        if torch.is_grad_enabled():
-            gx = (gz if d is None else gz * d) if need_x else None
-            gl = _sum_to(gz, l) if need_l else None
-            gd = _sum_to(gz * x, d) if need_d else None
-            return gx, None, gw, gl, gd
-        # Fast path: at most one new (N, K) tensor besides gz, which is reused in place.
+            gw = _per_sample_grad(g_loss, ctx.reduction, n) * -logp.gather(1, t1).squeeze(1)
+        gz = logp.exp()  # p, in a fresh buffer that is updated in place below
+        scale = None  # c = ∂L/∂ℓ_i when it is one number: applied late, to the smallest tensors
+        if g_loss is not None:
+            gz.scatter_add_(1, t1, torch.full_like(t1, -1, dtype=gz.dtype))  # p − onehot
+            coef = g_loss / n if ctx.reduction == "mean" else g_loss  # ∂L/∂ℓ_i
+            if w is not None:
+                coef = coef * w
+            if coef.dim() == 0 and g_logp is None:
+                scale = coef
+            else:
+                gz.mul_(coef.unsqueeze(1) if coef.dim() == 1 else coef)
+                if g_logp is not None:
+                    gz.add_(g_logp - logp.exp() * g_logp.sum(1, keepdim=True))
+        else:
+            gz = g_logp - gz * g_logp.sum(1, keepdim=True)
+        # At most one new (N, K) tensor besides gz, which is reused in place.
         if need_l:
-            gl = gz.sum(0) if l.dim() == 1 else gz.clone()
-        if need_x:  # Δ ⊙ ∂ℓ/∂z; a new tensor only when gz is still needed for ∂/∂Δ
-            gx = gz if d is None else (gz * d if need_d else gz.mul_(d))
+            gl = _scaled(gz.sum(0), scale) if l.dim() == 1 else _scaled(gz, scale, copy=True)
+        if need_x:  # c·Δ ⊙ ∂ℓ/∂z; a new tensor only when gz is still needed for ∂/∂Δ
+            factor = d if scale is None else (scale if d is None else d * scale)
+            gx = gz if factor is None else (gz * factor if need_d else gz.mul_(factor))
         if need_d:
-            gd = _sum_to(gz.mul_(x), d)  # Σ_i x ⊙ ∂ℓ/∂z
-        return gx, None, gw, gl, gd
+            gd = _scaled(_sum_to(gz.mul_(x), d), scale)  # Σ_i x ⊙ ∂ℓ/∂z
+        return gx, None, gw, gl, gd, None
+
+    @staticmethod
+    def _backward_differentiable(
+        ctx: Any, g_loss: Tensor | None, g_logp: Tensor | None
+    ) -> tuple[Any, ...]:
+        """The backward in differentiable ops, recomputed from the inputs (double backward)."""
+        x, t, w, l, d, _ = ctx.saved_tensors
+        need_x, _, need_w, need_l, need_d, _ = ctx.needs_input_grad
+        logp = torch.log_softmax(_adjust(x, l, d), dim=1)
+        p = logp.exp()
+        gz = torch.zeros_like(logp)
+        gw = None
+        if g_loss is not None:
+            g = _per_sample_grad(g_loss, ctx.reduction, logp.shape[0])
+            coef = g if w is None else g * w
+            onehot = F.one_hot(t, logp.shape[1]).to(logp.dtype)
+            gz = gz + (p - onehot) * coef.unsqueeze(1)
+            if need_w:
+                gw = g * -logp.gather(1, t.unsqueeze(1)).squeeze(1)
+        if g_logp is not None:
+            gz = gz + g_logp - p * g_logp.sum(1, keepdim=True)
+        gx = (gz if d is None else gz * d) if need_x else None
+        gl = _sum_to(gz, l) if need_l else None
+        gd = _sum_to(gz * x, d) if need_d else None
+        return gx, None, gw, gl, gd, None
 
     @staticmethod
     def jvp(
@@ -161,6 +224,7 @@ class _FusedParametricCE(torch.autograd.Function):
         w_t: Tensor | None,
         l_t: Tensor | None,
         d_t: Tensor | None,
+        reduction_t: Any,
     ) -> tuple[Tensor, Tensor]:
         x, t, w, _, d, logp = ctx.saved_tensors
         dz = torch.zeros_like(logp)
@@ -177,7 +241,7 @@ class _FusedParametricCE(torch.autograd.Function):
         d_loss = d_nll if w is None else d_nll * w
         if w_t is not None:
             d_loss = d_loss + w_t * nll
-        return d_loss, dz - p_dz.unsqueeze(1)
+        return _reduce(d_loss, ctx.reduction), dz - p_dz.unsqueeze(1)
 
 
 def parametric_cross_entropy(
@@ -228,12 +292,12 @@ def parametric_cross_entropy(
     if w is not None:
         sample_weight = w[targets, groups] if w.dim() == 2 else w[targets]
     if logits.device.type in FUSED_DEVICE_TYPES and not (w is None and l is None and d is None):
-        per_sample, _ = _FusedParametricCE.apply(logits, targets, sample_weight, l, d)
+        out, _ = _FusedParametricCE.apply(logits, targets, sample_weight, l, d, reduction)
+    elif sample_weight is None:
+        out = F.cross_entropy(_adjust(logits, l, d), targets, reduction=reduction)
     else:
         per_sample = F.cross_entropy(_adjust(logits, l, d), targets, reduction="none")
-        if sample_weight is not None:
-            per_sample = per_sample * sample_weight
-    out = reduce_loss(per_sample, reduction)
+        out = reduce_loss(per_sample, reduction, sample_weight)
     check_finite(out, logits, name=name)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autobalance.models.factory import MODEL_NAMES, make_model
+from autobalance.models.heads import NormedLinear
 from autobalance.models.mlp import MLP, linear_model
 from autobalance.models.resnet_cifar import (
     BasicBlock,
@@ -24,6 +25,7 @@ __all__ = [
     "MODEL_NAMES",
     "BasicBlock",
     "CifarResNet",
+    "NormedLinear",
     "TorchvisionClassifier",
     "cifar_resnet",
     "linear_model",

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from autobalance.models.heads import NormedLinear
 from autobalance.models.mlp import MLP
 from autobalance.models.resnet_cifar import cifar_resnet, to_channels_last
 from autobalance.models.torchvision_models import resnet50
@@ -47,8 +48,12 @@ def make_model(
     * ``linear``: the MLP with no hidden layer.
     * ``resnet50``: torchvision's ResNet-50 (needs torchvision), option ``weights``.
 
+    ``norm_head=True`` swaps the linear head for a cosine classifier
+    (:class:`~autobalance.models.heads.NormedLinear`), as LDAM expects.
+
     ``channels_last=True`` stores the model (and converts image inputs) in NHWC layout.
     """
+    norm_head = bool(opts.pop("norm_head", False))
     if name in _CIFAR_DEPTHS:
         in_channels = int(in_shape[0]) if in_shape is not None else 3
         model: nn.Module = cifar_resnet(
@@ -63,6 +68,11 @@ def make_model(
         model = resnet50(num_classes, **opts)
     else:
         raise ValueError(f"Unknown model '{name}', expected one of {MODEL_NAMES}")
+    if norm_head:  # cosine classifier, as LDAM expects (its loss scales by s)
+        head = model.head
+        if not isinstance(head, nn.Linear):
+            raise ValueError(f"norm_head needs a linear head, model '{name}' has {type(head)}")
+        model.head = NormedLinear(head.in_features, head.out_features)
     return to_channels_last(model) if channels_last else model
 
 

@@ -1,0 +1,176 @@
+"""Helpers shared by the benchmark scripts: CLI bits, side-by-side timing, JSON and tables.
+
+Every speed figure of a protocol is a ratio measured in the same process (PROTOCOLS.md): the
+machines are shared and noisy, so :func:`ratio_timer` interleaves the candidates round by round
+and reports the median of the per-round ratios to a baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def make_parser(name: str, description: str, *, repeats: int) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark shares.
+
+    ``--repeats`` (timing rounds), ``--out`` (default ``benchmarks/results/<name>.json``),
+    ``--seed`` and ``--threads`` (torch intra-op threads; 0 keeps torch's default).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats, help="timing rounds")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR / f"{name}.json", help="JSON results file"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)"
+    )
+    return parser
+
+
+def set_threads(threads: int) -> int:
+    """Set torch's intra-op threads (``0`` keeps the default); return the number in use."""
+    if threads < 0:
+        raise ValueError(f"threads must be ≥ 0, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def environment() -> dict[str, Any]:
+    """Versions, CPU and thread settings, and the git commit, for the results file."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if "model name" in ln), cpu)
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "git_commit": commit or None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def ratio_timer(
+    fns: Mapping[str, Callable[[], object]],
+    baseline: str,
+    *,
+    repeats: int,
+    warmup: int = 3,
+    min_sample_s: float = 2e-3,
+) -> dict[str, dict[str, float]]:
+    """Time each callable against ``fns[baseline]``, interleaved, in this process.
+
+    After ``warmup`` calls of each, every one of ``repeats`` rounds times each callable once (the
+    order rotates from round to round); a sample runs it ``number`` times in a row, with
+    ``number`` chosen so that a baseline sample lasts at least ``min_sample_s``. For callable c
+    the per-round ratio is r_j = t_c,j / t_baseline,j, and the summary is
+
+        ratio = median_j r_j,   ratio_q25 / ratio_q75 = quartiles of r_j,
+        median_s = median_j t_c,j (seconds per call).
+
+    Returns ``{name: {"ratio", "ratio_q25", "ratio_q75", "median_s", "number"}}``.
+    """
+    if baseline not in fns:
+        raise ValueError(f"Unknown baseline '{baseline}', expected one of {tuple(fns)}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    names = list(fns)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    t0 = time.perf_counter()
+    fns[baseline]()
+    number = max(1, math.ceil(min_sample_s / max(time.perf_counter() - t0, 1e-9)))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                fn = fns[name]
+                t0 = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                times[name].append((time.perf_counter() - t0) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        ratios = [t / b for t, b in zip(times[name], times[baseline])]
+        q25, _, q75 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        out[name] = {
+            "ratio": statistics.median(ratios),
+            "ratio_q25": q25,
+            "ratio_q75": q75,
+            "median_s": statistics.median(times[name]),
+            "number": number,
+        }
+    return out
+
+
+def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON, creating the parent folder; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2)
+        fh.write("\n")
+    return path
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table; floats are printed with 2 decimals."""
+
+    def cell(v: object) -> str:
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "RESULTS_DIR",
+    "environment",
+    "format_table",
+    "make_parser",
+    "ratio_timer",
+    "set_threads",
+    "write_json",
+]

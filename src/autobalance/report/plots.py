@@ -1,0 +1,312 @@
+"""Report figures (matplotlib, Agg backend, imported lazily; ``pip install autobalance[plots]``).
+
+- :func:`plot_alpha_trajectory`: l and Δ of each class cluster over the search epochs
+  (AutoBalance, Li et al. 2021, arXiv 2201.01212, Fig. 3b–d);
+- :func:`plot_per_class_accuracy`: test accuracy of each class against its training frequency
+  (log x), one series per method;
+- :func:`plot_error_curves`: train / validation / test balanced error over epochs (Fig. 4);
+- :func:`plot_pareto`: error against DEO or balanced error for several runs, with the Pareto
+  front (Fig. 5).
+
+Every function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autobalance.report.tables import pareto_front
+
+MISSING_PLOTS = (
+    "matplotlib is not installed, so no plots were drawn (pip install 'autobalance[plots]')"
+)
+_SPLIT_STYLE = {"train": ("tab:blue", ":"), "val": ("tab:orange", "--"), "test": ("tab:green", "-")}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plots_available() -> bool:
+    """True when matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    return p
+
+
+def _cluster_series(
+    rows: Sequence[Mapping[str, Any]], key: str
+) -> tuple[list[int], dict[int, np.ndarray], list[str]]:
+    """Per cluster, the mean of ``key`` over its classes/cells at each trajectory step."""
+    steps: list[tuple[int, str]] = []
+    for r in rows:
+        s = (int(r["epoch"]), str(r["phase"]))
+        if not steps or steps[-1] != s:
+            steps.append(s)
+    index = {s: i for i, s in enumerate(steps)}
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, np.ndarray] = {}
+    for r in rows:
+        c = int(r["cluster"]) if r.get("cluster") is not None else int(r["class"])
+        i = index[(int(r["epoch"]), str(r["phase"]))]
+        sums.setdefault(c, np.zeros(len(steps)))[i] += float(r[key])
+        counts.setdefault(c, np.zeros(len(steps)))[i] += 1
+    series = {c: sums[c] / np.maximum(counts[c], 1) for c in sorted(sums)}
+    # x: the init is drawn at 0, epoch e (0-based) at e + 1 (the value after that epoch)
+    xs = [0 if ph == "init" else e + 1 for e, ph in steps]
+    return xs, series, [ph for _, ph in steps]
+
+
+def plot_alpha_trajectory(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    cluster_counts: Mapping[int, float] | None = None,
+    title: str | None = None,
+) -> Path:
+    """l and Δ (and w when it moves) per frequency cluster over the search (Fig. 3b–d).
+
+    ``rows`` are ``alpha_trajectory.csv`` rows (epoch, phase, class, group, cluster, w, l, Δ);
+    each line is the mean over one cluster's classes. ``cluster_counts`` (training samples per
+    class in the cluster) labels the lines; the shaded band is the warm-up.
+    """
+    if not rows:
+        raise ValueError("plot_alpha_trajectory: the trajectory is empty")
+    plt = _pyplot()
+    keys = [("l", "additive offset l"), ("delta", "multiplicative scale Δ")]
+    w_moves = np.ptp([float(r["w"]) for r in rows if r["class"] == rows[0]["class"]]) > 1e-9
+    if w_moves:
+        keys.insert(0, ("w", "weight w"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), squeeze=False)
+    clusters = sorted({int(r["cluster"]) if r.get("cluster") is not None else 0 for r in rows})
+    cmap = plt.get_cmap("viridis")
+    n_cl = max(len(clusters), 1)
+    for ax, (key, label) in zip(axes[0], keys):
+        xs, series, phases = _cluster_series(rows, key)
+        warm = [x for x, ph in zip(xs, phases) if ph == "warmup"]
+        if warm:
+            ax.axvspan(0, max(warm), color="0.9", zorder=0, label="warm-up")
+        for j, (c, ys) in enumerate(series.items()):
+            name = f"cluster {c}"
+            if cluster_counts is not None and c in cluster_counts:
+                name += f" (n={cluster_counts[c]:g})"
+            ax.plot(xs, ys, color=cmap(j / max(n_cl - 1, 1)), lw=1.6, label=name)
+        ax.set_xlabel("search epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if len(series) <= 12:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle(title or "Learned loss parameters per class cluster (head → tail: dark → light)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_class_accuracy(
+    class_counts: Sequence[float],
+    accuracies: Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    stds: Mapping[str, Sequence[float]] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Test accuracy of each class against its training count (log x), one series per method.
+
+    ``accuracies[method][k]`` is the accuracy of class k (mean over seeds with ``stds``).
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or (counts <= 0).any():
+        raise ValueError("class_counts must be a (K,) vector of positive counts")
+    plt = _pyplot()
+    order = np.argsort(-counts, kind="stable")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    n = len(accuracies)
+    # spread the methods a little along x so that equal accuracies do not hide each other
+    offsets = np.exp(np.linspace(-0.04, 0.04, n)) if n > 1 else np.ones(1)
+    for j, (method, acc) in enumerate(accuracies.items()):
+        a = np.asarray(acc, dtype=np.float64)
+        if a.shape != counts.shape:
+            raise ValueError(f"{method}: {a.size} accuracies for {counts.size} classes")
+        err = None if stds is None or method not in stds else np.asarray(stds[method])[order]
+        ax.errorbar(
+            counts[order] * offsets[j],
+            a[order],
+            yerr=err,
+            marker=_MARKERS[j % len(_MARKERS)],
+            ms=5,
+            lw=1.3,
+            capsize=2,
+            label=method,
+        )
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("training samples of the class (log scale)")
+    ax.set_ylabel("test accuracy of the class")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    ax.set_title(title or "Per-class accuracy against class frequency")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _draw_curves(ax: Any, ax_loss: Any, history: Sequence[Mapping[str, Any]], metric: str) -> None:
+    x = np.arange(1, len(history) + 1)
+    for split, (color, style) in _SPLIT_STYLE.items():
+        ys = [r.get(f"{split}/{metric}") for r in history]
+        if all(y is None for y in ys):
+            continue
+        yv = np.asarray([np.nan if y is None else float(y) for y in ys])
+        ax.plot(x, yv, color=color, ls=style, marker=".", ms=4, lw=1.5, label=split)
+    ax_loss.plot(x, [float(r.get("train_loss", np.nan)) for r in history], color="0.3", lw=1.3)
+    phases = [str(r.get("phase", "")) for r in history]
+    starts = [i for i in range(len(phases)) if i == 0 or phases[i] != phases[i - 1]]
+    for i in starts if len(starts) > 1 else []:
+        for a in (ax, ax_loss):
+            if i > 0:
+                a.axvline(i + 0.5, color="0.6", lw=0.8, ls="--")
+        ax.annotate(
+            phases[i],
+            xy=(i + 1, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.35",
+        )
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=8)
+    ax_loss.set_xlabel("epoch (all phases)")
+    ax_loss.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_error_curves(
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path,
+    *,
+    metric: str = "balanced_error",
+    title: str | None = None,
+) -> Path:
+    """Train / val / test ``metric`` and the training loss over all epochs of a run (Fig. 4).
+
+    ``history`` is one run's records (``metrics.jsonl``) or a mapping name → records, drawn as
+    side-by-side panels with a shared y axis. Epochs of successive phases (warm-up, search,
+    retrain) are laid end to end; the phase boundaries are marked.
+    """
+    runs = dict(history) if isinstance(history, Mapping) else {"": history}
+    if not runs or any(not h for h in runs.values()):
+        raise ValueError("plot_error_curves: the history is empty")
+    plt = _pyplot()
+    n = len(runs)
+    fig, axes = plt.subplots(
+        2,
+        n,
+        figsize=(6.8 if n == 1 else 4.4 * n, 5.4),
+        sharex="col",
+        sharey="row",
+        squeeze=False,
+        gridspec_kw={"height_ratios": [2.2, 1]},
+    )
+    for j, (name, hist) in enumerate(runs.items()):
+        _draw_curves(axes[0][j], axes[1][j], hist, metric)
+        if name:
+            axes[0][j].set_title(name)
+    axes[0][0].set_ylabel(metric.replace("_", " "))
+    axes[1][0].set_ylabel("train loss")
+    label = f"{metric.replace('_', ' ').capitalize()} over training"
+    if n == 1:
+        axes[0][0].set_title(title or label)
+    else:
+        fig.suptitle(title or label)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _pretty(metric: str) -> str:
+    return {"deo": "DEO"}.get(metric, metric.replace("_", " "))
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def plot_pareto(
+    points: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    x: str = "deo",
+    y: str = "error",
+    title: str | None = None,
+) -> Path:
+    """Scatter of ``y`` against ``x`` (both minimised) for several runs, Pareto front drawn.
+
+    ``points`` are mappings with ``label`` and the two metric keys (e.g. a run's test metrics
+    plus a label); ``method`` (optional) sets the marker/colour series.
+    """
+    xy = [(_num(p.get(x)), _num(p.get(y))) for p in points]
+    if not any(math.isfinite(a) and math.isfinite(b) for a, b in xy):
+        raise ValueError(f"plot_pareto: no run has finite '{x}' and '{y}'")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    methods = list(dict.fromkeys(str(p.get("method", p.get("label", ""))) for p in points))
+    for j, m in enumerate(methods):
+        idx = [i for i, p in enumerate(points) if str(p.get("method", p.get("label", ""))) == m]
+        ax.scatter(
+            [xy[i][0] for i in idx],
+            [xy[i][1] for i in idx],
+            marker=_MARKERS[j % len(_MARKERS)],
+            s=40,
+            label=m,
+            zorder=3,
+        )
+    for (a, b), p in zip(xy, points):
+        label = str(p.get("label", ""))
+        # name the point only when its label says more than the legend (e.g. a λ of a sweep)
+        if math.isfinite(a) and math.isfinite(b) and label != str(p.get("method", label)):
+            ax.annotate(label, (a, b), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    front = pareto_front(xy)
+    fx = [xy[i][0] for i in front]
+    fy = [xy[i][1] for i in front]
+    ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="crimson", lw=1.2, zorder=4)
+    ax.step(fx, fy, where="post", color="crimson", lw=1.2, ls="--", label="Pareto front", zorder=2)
+    ax.set_xlabel(_pretty(x))
+    ax.set_ylabel(_pretty(y))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{_pretty(y)} against {_pretty(x)} (lower is better)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ = [
+    "MISSING_PLOTS",
+    "plot_alpha_trajectory",
+    "plot_error_curves",
+    "plot_pareto",
+    "plot_per_class_accuracy",
+    "plots_available",
+]

@@ -1,0 +1,536 @@
+"""Run directories and the callbacks that fill them.
+
+A run directory holds everything needed to read, re-evaluate or resume one run::
+
+    config.yaml            the resolved ExperimentConfig (every field)
+    env.json               versions, platform, device, seed and command line (no host name)
+    metrics.jsonl          one JSON line per epoch (the loop's ``on_epoch_end`` records)
+    hyper_steps.jsonl      one JSON line per hyper-step on α (search runs)
+    alpha.json             α* as a ParametricCE (reload with ``ParametricCE.load_json``)
+    search_space.json      the search space: clusters D_π, raw α′ and effective (w, l, Δ)
+    alpha_trajectory.csv   epoch, phase, class, group, cluster, w, l, Δ
+    checkpoints/last.pt    the engine's end-of-epoch checkpoint (resume)
+    model.pt               final model state_dict (atomic; load with weights_only=True)
+    summary.json           method, final test metrics, class counts, timings
+    report.md              the run's report with its plots
+
+The loops only emit events (``autobalance.events``); :class:`MetricsWriter`,
+:class:`ProgressBar` and :class:`EpochLogger` observe them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+
+from autobalance.checkpoint import atomic_save, atomic_write_text, safe_load
+from autobalance.events import Callback
+from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
+from autobalance.presets import dump_config, read_config_file
+
+CONFIG = "config.yaml"
+ENV = "env.json"
+METRICS = "metrics.jsonl"
+HYPER_STEPS = "hyper_steps.jsonl"
+ALPHA = "alpha.json"
+SPACE = "search_space.json"
+TRAJECTORY = "alpha_trajectory.csv"
+CHECKPOINTS = "checkpoints"
+MODEL = "model.pt"
+SUMMARY = "summary.json"
+REPORT = "report.md"
+TRAJECTORY_COLUMNS = ("epoch", "phase", "class", "group", "cluster", "w", "l", "delta")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON data: tensors/arrays → lists, NaN/±inf → None (strict JSON has no NaN)."""
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().tolist()
+    elif isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def json_line(obj: Any) -> str:
+    """One strict-JSON line (no NaN) for a ``.jsonl`` file."""
+    return json.dumps(to_jsonable(obj), allow_nan=False) + "\n"
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``.jsonl`` file (empty list when it does not exist)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    with open(p, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def default_run_path(name: str, method: str, root: str | Path = "runs") -> Path:
+    """``runs/<name>-<method>-<YYYYmmdd-HHMMSS>`` (a suffix is added if it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{method}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path = base.with_name(f"{base.name}-{i}")
+        i += 1
+    return path
+
+
+class RunDir:
+    """One run's folder and its files (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> RunDir:
+        """Make the folder. An existing run is refused unless ``resume`` or ``overwrite``."""
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise ValueError(f"run directory {run.path} exists and is not a directory")
+        holds_run = run.file(CONFIG).is_file()
+        if resume:
+            if not holds_run:
+                raise FileNotFoundError(f"nothing to resume: {run.file(CONFIG)} does not exist")
+        elif holds_run and not overwrite:
+            raise ValueError(
+                f"{run.path} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        run.path.mkdir(parents=True, exist_ok=True)
+        if overwrite and not resume:
+            for name in (METRICS, HYPER_STEPS, SUMMARY, REPORT, TRAJECTORY, ALPHA, SPACE, MODEL):
+                run.file(name).unlink(missing_ok=True)
+            (run.checkpoint_dir / "last.pt").unlink(missing_ok=True)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory (it must hold ``config.yaml``)."""
+        run = cls(path)
+        if not run.file(CONFIG).is_file():
+            raise FileNotFoundError(f"not a run directory (no {CONFIG}): {run.path}")
+        return run
+
+    # ------------------------------------------------------------------ files
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_text(json.dumps(to_jsonable(obj), indent=2) + "\n", self.file(name))
+
+    def read_json(self, name: str) -> Any:
+        p = self.file(name)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found")
+        with open(p, encoding="utf-8") as fh:
+            return json.load(fh)
+
+    def write_config(self, cfg: ExperimentConfig) -> Path:
+        return atomic_write_text(dump_config(cfg), self.file(CONFIG))
+
+    def read_config(self) -> ExperimentConfig:
+        return ExperimentConfig.from_dict(read_config_file(self.file(CONFIG)))
+
+    def write_env(self, *, seed: int, device: str, argv: Iterable[str] | None = None) -> Path:
+        """Versions, platform, device, seed and the command line; the host name is left out."""
+        from autobalance import __version__
+
+        env: dict[str, Any] = {
+            "autobalance": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "platform": f"{platform.system()}-{platform.machine()}",
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.version.cuda,
+            "device": device,
+            "seed": seed,
+            "command": list(sys.argv if argv is None else argv),
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if device.startswith("cuda") and torch.cuda.is_available():
+            env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+        return self.write_json(ENV, env)
+
+    def write_records(self, name: str, records: Iterable[dict[str, Any]]) -> Path:
+        """Rewrite a ``.jsonl`` file atomically (used at the end of a run, after a resume)."""
+        return atomic_write_text("".join(json_line(r) for r in records), self.file(name))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(METRICS))
+
+    def hyper_steps(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(HYPER_STEPS))
+
+    def save_model(self, model: nn.Module) -> Path:
+        """The final ``state_dict`` as ``model.pt``, written atomically."""
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return atomic_save(state, self.file(MODEL))
+
+    def load_model_state(self) -> dict[str, torch.Tensor]:
+        return safe_load(self.file(MODEL))
+
+    def write_trajectory(
+        self, trajectory: list[dict[str, Any]], clusters: list[int] | torch.Tensor
+    ) -> Path:
+        """α per epoch as CSV rows (epoch, phase, class, group, cluster, w, l, Δ)."""
+        atomic_write_text(trajectory_csv(trajectory, clusters), self.file(TRAJECTORY))
+        return self.file(TRAJECTORY)
+
+    def trajectory(self) -> list[dict[str, Any]]:
+        return read_trajectory(self.file(TRAJECTORY))
+
+
+def trajectory_csv(trajectory: list[dict[str, Any]], clusters: list[int] | torch.Tensor) -> str:
+    """CSV text of a search trajectory (``SearchResult.trajectory``).
+
+    Each record holds the effective ``weight``/``additive``/``multiplicative`` as (K,) or (K, G)
+    lists; ``clusters`` maps each flattened class/cell to its cluster of D_π.
+    """
+    cl = [int(c) for c in (clusters.tolist() if isinstance(clusters, torch.Tensor) else clusters)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TRAJECTORY_COLUMNS)
+    for rec in trajectory:
+        w = np.asarray(rec["weight"], dtype=np.float64)
+        l = np.asarray(rec["additive"], dtype=np.float64)
+        d = np.asarray(rec["multiplicative"], dtype=np.float64)
+        grouped = w.ndim == 2
+        n_groups = w.shape[1] if grouped else 1
+        for k in range(w.shape[0]):
+            for g in range(n_groups):
+                idx = (k, g) if grouped else (k,)
+                writer.writerow(
+                    [
+                        rec["epoch"],
+                        rec["phase"],
+                        k,
+                        g if grouped else "",
+                        cl[k * n_groups + g] if cl else "",
+                        f"{w[idx]:.8g}",
+                        f"{l[idx]:.8g}",
+                        f"{d[idx]:.8g}",
+                    ]
+                )
+    return buf.getvalue()
+
+
+def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``alpha_trajectory.csv`` with numbers parsed (``group`` None when absent)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    rows = []
+    with open(p, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append(
+                {
+                    "epoch": int(r["epoch"]),
+                    "phase": r["phase"],
+                    "class": int(r["class"]),
+                    "group": int(r["group"]) if r["group"] != "" else None,
+                    "cluster": int(r["cluster"]) if r["cluster"] != "" else None,
+                    "w": float(r["w"]),
+                    "l": float(r["l"]),
+                    "delta": float(r["delta"]),
+                }
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------- callbacks
+
+
+def _strip(record: dict[str, Any]) -> dict[str, Any]:
+    # α per epoch goes to alpha_trajectory.csv, not to every metrics line
+    return {k: v for k, v in record.items() if k != "alpha"}
+
+
+class MetricsWriter(Callback):
+    """Appends one JSON line per epoch to ``metrics.jsonl`` and per hyper-step to
+    ``hyper_steps.jsonl``, flushed at once so a live run can be followed (``tail -f``)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+
+    def _append(self, name: str, obj: dict[str, Any]) -> None:
+        with open(self.run.file(name), "a", encoding="utf-8") as fh:
+            fh.write(json_line(obj))
+
+    def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
+        self._append(METRICS, {"phase": phase, "epoch": epoch, **_strip(record)})
+
+    def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
+        self._append(HYPER_STEPS, {"phase": phase, "step": step, **info})
+
+
+def _headline(record: dict[str, Any]) -> tuple[str, float | None]:
+    for split in ("test", "val", "train"):
+        v = record.get(f"{split}/balanced_error")
+        if isinstance(v, float):
+            return split, v
+    return "", None
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per phase: epoch, phase, training loss, balanced error, hyper-steps taken.
+
+    Disabled (a no-op) when ``enabled`` is false or ``stream`` is not a terminal.
+    """
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar: Any = None
+        self.hyper = 0
+
+    def on_phase_start(self, phase: str, info: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=int(info.get("epochs", 0)),
+            initial=int(info.get("start_epoch", 0)),
+            desc=phase,
+            unit="ep",
+            file=self.stream,
+            leave=True,
+            dynamic_ncols=True,
+        )
+
+    def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
+        if self.bar is None:
+            return
+        split, err = _headline(record)
+        post = {"phase": record.get("phase", phase), "loss": f"{record['train_loss']:.3f}"}
+        if err is not None:
+            post[f"{split} bal.err"] = f"{err:.3f}"
+        if self.hyper:
+            post["hyper"] = self.hyper
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
+
+    def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
+        self.hyper += 1
+
+    def on_phase_end(self, phase: str, info: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class EpochLogger(Callback):
+    """One plain line per ``every`` epochs (for logs, where a progress bar would be noise)."""
+
+    def __init__(self, stream: TextIO | None = None, every: int = 1) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.every = max(1, int(every))
+        self.hyper = 0
+
+    def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
+        self.hyper += int(bool(info.get("applied", True)))
+
+    def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
+        if (epoch + 1) % self.every:
+            return
+        split, err = _headline(record)
+        line = f"[{record.get('phase', phase)}] epoch {epoch + 1}  loss {record['train_loss']:.4f}"
+        if err is not None:
+            line += f"  {split} bal.err {err:.4f}"
+        if phase == "search" or record.get("phase") == "search":
+            line += f"  hyper-steps {self.hyper}"
+        print(line, file=self.stream, flush=True)
+
+
+def progress_callbacks(quiet: bool, stream: TextIO | None = None) -> list[Callback]:
+    """A progress bar on a terminal, one line per epoch otherwise, nothing when ``quiet``."""
+    if quiet:
+        return []
+    s = stream if stream is not None else sys.stderr
+    if bool(getattr(s, "isatty", lambda: False)()):
+        return [ProgressBar(True, s)]
+    return [EpochLogger(s)]
+
+
+# ---------------------------------------------------------------------- executing runs
+
+
+def _final_metrics(exp: Experiment, model: nn.Module, device: str) -> dict[str, Any]:
+    from autobalance.train import evaluate
+
+    return evaluate(model, exp.test, transform=exp.eval_transform, device=device)
+
+
+def _summary(
+    cfg: ExperimentConfig,
+    exp: Experiment,
+    method: str,
+    kind: str,
+    test: dict[str, Any],
+    seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "method": method,
+        "kind": kind,
+        "name": cfg.name,
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "seed": cfg.search.seed,
+        "class_counts": exp.train.class_counts().tolist(),
+        "class_names": list(exp.train.class_names or []),
+        "test": test,
+        "seconds": seconds,
+    }
+    if exp.train.groups is not None:
+        out.update(loss_counts(exp.train))
+        out["group_names"] = list(exp.train.group_names or [])
+    out.update(extra or {})
+    return out
+
+
+def run_search(
+    cfg: ExperimentConfig,
+    exp: Experiment,
+    run: RunDir,
+    *,
+    resume: bool = False,
+    callbacks: list[Callback] | None = None,
+) -> dict[str, Any]:
+    """Algorithm 1 (``AutoBalanceSearch``) into ``run``; returns the run's summary."""
+    from autobalance.search import AutoBalanceSearch, loss_from_alpha
+
+    t0 = time.perf_counter()
+    engine = AutoBalanceSearch(
+        cfg.search,
+        exp.model_fn,
+        exp.train,
+        test_data=exp.test,
+        transform=exp.transform,
+        eval_transform=exp.eval_transform,
+        callbacks=[MetricsWriter(run), *(callbacks or [])],
+        checkpoint_dir=run.checkpoint_dir,
+    )
+    result = engine.run(resume=resume)
+    seconds = time.perf_counter() - t0
+    run.write_records(METRICS, [_strip(r) for r in result.history])
+    run.write_records(HYPER_STEPS, [{"phase": "search", **h} for h in result.hyper_steps])
+    loss_from_alpha(result.alpha).save_json(run.file(ALPHA))
+    run.write_json(SPACE, result.space.to_dict())
+    run.write_trajectory(result.trajectory, result.space.clusters.cpu())
+    run.save_model(result.model)
+    test = _final_metrics(exp, result.model, cfg.search.device)
+    applied = sum(1 for h in result.hyper_steps if h.get("applied"))
+    summary = _summary(
+        cfg,
+        exp,
+        "autobalance",
+        "search",
+        test,
+        seconds,
+        {
+            "timings": dict(result.timings),
+            "hyper_steps": {"applied": applied, "skipped": len(result.hyper_steps) - applied},
+            "alpha": {k: v.detach().cpu() for k, v in result.alpha.items()},
+        },
+    )
+    run.write_json(SUMMARY, summary)
+    return summary
+
+
+def run_train(
+    cfg: ExperimentConfig,
+    exp: Experiment,
+    run: RunDir,
+    loss: nn.Module,
+    method: str,
+    *,
+    callbacks: list[Callback] | None = None,
+) -> dict[str, Any]:
+    """Train one model with a fixed ``loss`` (``train.fit``) into ``run``; returns the summary."""
+    from autobalance.events import CallbackList
+    from autobalance.train import fit
+
+    device = cfg.search.device
+    torch.manual_seed(cfg.search.seed)  # same initial θ as the search's models
+    model = exp.model_fn().to(device)
+    eval_sets = {"train": exp.train, "test": exp.test} if cfg.eval_train else {"test": exp.test}
+    t0 = time.perf_counter()
+    records = fit(
+        model,
+        loss,
+        exp.train,
+        cfg.search.train,
+        seed=cfg.search.seed,
+        eval_sets=eval_sets,
+        transform=exp.transform,
+        eval_transform=exp.eval_transform,
+        device=device,
+        callbacks=CallbackList([MetricsWriter(run), *(callbacks or [])]),
+    )
+    seconds = time.perf_counter() - t0
+    run.write_records(METRICS, records)
+    run.save_model(model)
+    test = _final_metrics(exp, model, device)
+    summary = _summary(cfg, exp, method, "train", test, seconds, {"timings": {"train": seconds}})
+    run.write_json(SUMMARY, summary)
+    return summary
+
+
+__all__ = [
+    "ALPHA",
+    "CONFIG",
+    "ENV",
+    "HYPER_STEPS",
+    "METRICS",
+    "MODEL",
+    "REPORT",
+    "SUMMARY",
+    "TRAJECTORY",
+    "EpochLogger",
+    "MetricsWriter",
+    "ProgressBar",
+    "RunDir",
+    "default_run_path",
+    "json_line",
+    "progress_callbacks",
+    "read_jsonl",
+    "read_trajectory",
+    "run_search",
+    "run_train",
+    "to_jsonable",
+    "trajectory_csv",
+]
