@@ -11,6 +11,10 @@ from the batch are skipped, never divided by zero.
 - ``deo``: CE_deo, eq. (4.1): Σ_y Σ_{g<g′} |CE_{y,g} − CE_{y,g′}|, a surrogate of DEO.
 - ``ce_deo``: (1 − λ)·CE + λ·CE_deo.
 - ``group_balanced_ce``: mean over present (class, group) cells of the cell CE.
+- ``balanced_soft_error``: (1/K′) Σ_y mean_{i: y_i = y} σ((max_{j≠y} f_j − f_y)/T), a smooth
+  balanced 0-1 error (this package's addition; T → 0 gives balanced error). Unlike CE it stops
+  pushing on validation points that are already right by a margin or hopelessly wrong, so a few
+  tail-class validation samples cannot drag α into over-compensation.
 - ``worst_group``: smooth max over present cells, T·log Σ_c exp(CE_c / T) − T·log(#cells)
   (a lower-bounded soft maximum; T → 0 gives the worst cell).
 """
@@ -29,6 +33,7 @@ Objective = Callable[..., Tensor]
 OBJECTIVES = (
     "ce",
     "balanced_ce",
+    "balanced_soft_error",
     "blend",
     "deo",
     "ce_deo",
@@ -66,6 +71,24 @@ def balanced_ce(logits: Tensor, targets: Tensor, groups: Tensor | None = None) -
     means, present = cell_mean_losses(
         F.cross_entropy(logits, targets, reduction="none"), targets, k
     )
+    return means[present].mean()
+
+
+def balanced_soft_error(
+    logits: Tensor,
+    targets: Tensor,
+    groups: Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Smooth balanced error: class mean of σ((max_{j≠y} f_j − f_y) / T) (see module doc)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    true = logits.gather(1, targets[:, None]).squeeze(1)
+    others = logits.scatter(1, targets[:, None], float("-inf"))
+    margin = others.max(dim=1).values - true
+    per = torch.sigmoid(margin / temperature)
+    means, present = cell_mean_losses(per, targets, logits.shape[-1])
     return means[present].mean()
 
 
@@ -156,6 +179,7 @@ def worst_group(
 _REGISTRY: dict[str, Callable[..., Tensor]] = {
     "ce": ce,
     "balanced_ce": balanced_ce,
+    "balanced_soft_error": balanced_soft_error,
     "blend": blend,
     "deo": deo,
     "ce_deo": ce_deo,
@@ -165,6 +189,7 @@ _REGISTRY: dict[str, Callable[..., Tensor]] = {
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "ce": (),
     "balanced_ce": (),
+    "balanced_soft_error": ("temperature",),
     "blend": ("lam",),
     "deo": ("num_groups",),
     "ce_deo": ("lam", "num_groups"),
@@ -196,6 +221,7 @@ __all__ = [
     "OBJECTIVES",
     "Objective",
     "balanced_ce",
+    "balanced_soft_error",
     "blend",
     "ce",
     "ce_deo",

@@ -190,7 +190,7 @@ class AutoBalanceSearch:
             **({"lam": config.objective_lam} if config.objective in ("blend", "ce_deo") else {}),
             **(
                 {"temperature": config.objective_temperature}
-                if config.objective == "worst_group"
+                if config.objective in ("worst_group", "balanced_soft_error")
                 else {}
             ),
             **(

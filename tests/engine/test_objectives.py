@@ -85,3 +85,13 @@ def test_bad_names_and_options() -> None:
     logits, y, _ = _data()
     with pytest.raises(ValueError, match="group ids"):
         make_objective("deo")(logits, y)
+
+
+def test_balanced_soft_error_tends_to_balanced_error() -> None:
+    logits, y, _ = _data(3)
+    pred = logits.argmax(1)
+    bal_err = np.mean([(pred[y == c] != c).double().mean().item() for c in range(3)])
+    soft = float(make_objective("balanced_soft_error", temperature=1e-4)(logits, y))
+    assert abs(soft - bal_err) < 1e-6
+    smooth = make_objective("balanced_soft_error", temperature=1.0)(logits, y)
+    assert 0 < float(smooth) < 1

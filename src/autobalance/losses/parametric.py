@@ -119,19 +119,6 @@ class _FusedParametricCE(torch.autograd.Function):
     ``jvp`` gives forward-mode AD.
     """
 
-    @classmethod
-    def apply(cls, *args: Any) -> Any:  # type: ignore[override]
-        """``Function.apply`` without its per-call ``inspect.signature`` binding.
-
-        Every argument is passed positionally and none has a default, so that binding changes
-        nothing, yet it costs about 50 µs a call on CPU, as much as the rest of the loss at
-        N·K = 256·1000. Under ``torch.compile`` and ``torch.func`` transforms the stock path runs.
-        """
-        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
-            return super().apply(*args)
-        # What the stock path does next, minus the binding.
-        return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
-
     @staticmethod
     def forward(
         x: Tensor,
@@ -244,6 +231,20 @@ class _FusedParametricCE(torch.autograd.Function):
         return _reduce(d_loss, ctx.reduction), dz - p_dz.unsqueeze(1)
 
 
+def _fused_apply(*args: Any) -> Any:
+    """``_FusedParametricCE.apply`` without its per-call ``inspect.signature`` binding.
+
+    Every argument is passed positionally and none has a default, so that binding changes
+    nothing, yet on CPU it costs about 50 µs a call, as much as the rest of the loss at
+    N·K = 256·1000. Under ``torch.compile`` and ``torch.func`` transforms the stock path runs.
+    """
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return _FusedParametricCE.apply(*args)
+    # What the stock ``Function.apply`` does next, minus the binding.
+    args = unwrap_dead_wrappers(args)
+    return super(torch.autograd.Function, _FusedParametricCE).apply(*args)  # type: ignore[misc]
+
+
 def parametric_cross_entropy(
     logits: Tensor,
     targets: Tensor,
@@ -292,7 +293,7 @@ def parametric_cross_entropy(
     if w is not None:
         sample_weight = w[targets, groups] if w.dim() == 2 else w[targets]
     if logits.device.type in FUSED_DEVICE_TYPES and not (w is None and l is None and d is None):
-        out, _ = _FusedParametricCE.apply(logits, targets, sample_weight, l, d, reduction)
+        out, _ = _fused_apply(logits, targets, sample_weight, l, d, reduction)
     elif sample_weight is None:
         out = F.cross_entropy(_adjust(logits, l, d), targets, reduction=reduction)
     else:
