@@ -688,71 +688,84 @@ class Bench:
 
 
 # ------------------------------------------------------------------ hyper modes
-REFERENCE = "official (full, 10+10 batches, 5 terms, step 1.0)"
-DEFAULT = "full, 1 batch, 5 terms, auto-scale (default)"
-TEN_SCALED = "full, 10 batches, 5 terms, step 1/λ̂"
+OFFICIAL = "official: full, 10+10 batches, 5 terms, step 1.0, δ=0 [U]"
+OFFICIAL_B = "official on other batches [U′]"
+OFFICIAL_SCALED = "full, 10 batches, 5 terms, step 1/λ̂ [U]"
+CONV_REF = "full, 10 batches, 5 terms, step 1/λ̂ [Bal]"
+CONV_REF_B = "full, 10 batches, 5 terms, step 1/λ̂ on other batches [Bal′]"
+DEFAULT = "default: full, 1 batch, 5 terms, auto-scale [Bal]"
+DEFAULT_B = "default on other batches [Bal′]"
+DEFAULT_U = "default on a uniform val batch [U]"
+ONE_TERM = "full, 1 batch, 1 term [Bal]"
+ONE_STEP1 = "full, 1 batch, 5 terms, step 1.0, δ=0 [Bal]"
+TWENTY = "full, 1 batch, 20 terms, auto-scale [Bal]"
+HEAD_1 = "head, 1 batch, CG 20 [Bal]"
+HEAD_10 = "head, 10 batches, CG 20 [Bal]"
 
 
 def _modes(quick: bool) -> dict[str, dict[str, Any]]:
-    """name → {hyper config, batch set, note}. ``nb`` stands for the "10 batches" count."""
+    """name → {hyper config, batch set[, scale_from]}, in the order they are computed.
+
+    Batch sets: ``U`` = 10 uniform train batches + 10 uniform validation batches (the official
+    sampling); ``Bal`` = the same train batches + 10 class-balanced validation batches (the
+    engine's default sampling); primes are independent draws. 1-batch modes use the first batch
+    of each list. ``scale_from``: the Neumann step is the 1/λ̂ that the named mode estimated (the
+    engine would power-iterate on all 10 batches, 8 more products on the 10-batch graph).
+    """
     nb = 2 if quick else 10
     official = HyperConfig.official()
     if quick:
         official = dataclasses.replace(official, train_batches=nb, val_batches=nb)
     many = {"train_batches": nb, "val_batches": nb}
+    ten_scaled = HyperConfig(auto_scale=False, **many)
     return {
-        "official (full, 10+10 batches, 5 terms, step 1.0)": {"cfg": official, "batches": "A"},
-        "full, 1 batch, 5 terms, auto-scale (default)": {"cfg": HyperConfig(), "batches": "A"},
-        "head, 1 batch, CG 20": {
-            "cfg": HyperConfig(scope="head", method="cg", iterations=20),
-            "batches": "A",
-        },
-        "full, 1 batch, 1 term": {"cfg": HyperConfig(iterations=1), "batches": "A"},
-        "head, 10 batches, CG 20": {
+        OFFICIAL: {"cfg": official, "batches": "U"},
+        DEFAULT: {"cfg": HyperConfig(), "batches": "Bal"},
+        CONV_REF: {"cfg": ten_scaled, "batches": "Bal", "scale_from": DEFAULT},
+        HEAD_1: {"cfg": HyperConfig(scope="head", method="cg", iterations=20), "batches": "Bal"},
+        ONE_TERM: {"cfg": HyperConfig(iterations=1), "batches": "Bal"},
+        HEAD_10: {
             "cfg": HyperConfig(scope="head", method="cg", iterations=20, **many),
-            "batches": "A",
+            "batches": "Bal",
         },
-        "full, 1 batch, 5 terms, step 1.0, δ=0": {
+        DEFAULT_B: {"cfg": HyperConfig(), "batches": "Bal′"},
+        ONE_STEP1: {
             "cfg": dataclasses.replace(official, train_batches=1, val_batches=1),
-            "batches": "A",
+            "batches": "Bal",
         },
-        "full, 1 batch, 5 terms, auto-scale, balanced val batch": {
-            "cfg": HyperConfig(),
-            "batches": "A-balanced",
-        },
-        "default on other batches (1-batch noise)": {"cfg": HyperConfig(), "batches": "B"},
-        "official on other batches (10-batch noise)": {"cfg": official, "batches": "B"},
-        TEN_SCALED: {
-            # the engine would power-iterate on 10 batches (≈ 2× the official cost): take the
-            # step 1/λ̂ that the default mode estimated on one batch instead
-            "cfg": HyperConfig(auto_scale=False, **many),
-            "batches": "A",
-            "scale_from": DEFAULT,
-        },
+        TWENTY: {"cfg": HyperConfig(iterations=20), "batches": "Bal"},
+        DEFAULT_U: {"cfg": HyperConfig(), "batches": "U"},
+        OFFICIAL_SCALED: {"cfg": ten_scaled, "batches": "U", "scale_from": DEFAULT},
+        CONV_REF_B: {"cfg": ten_scaled, "batches": "Bal′", "scale_from": DEFAULT_B},
+        OFFICIAL_B: {"cfg": official, "batches": "U′"},
     }
 
 
-COST_MODES = (
-    "full, 1 batch, 5 terms, auto-scale (default)",
-    "full, 1 batch, 1 term",
-    "head, 1 batch, CG 20",
-    "head, 10 batches, CG 20",
-)
+COST_MODES = (DEFAULT, ONE_TERM, HEAD_1, HEAD_10)
 
 
 def draw_batches(bench: Bench, n: int, salt: int, balanced_val: bool = False) -> dict[str, list]:
-    """n train batches (uniform, augmented) and n validation batches of 128, seeded by ``salt``."""
+    """n train batches (uniform, augmented) and n validation batches, seeded by ``salt``.
+
+    The train batches depend on ``salt`` only, so ``U`` and ``Bal`` share them.
+    """
     s = bench.search
     gen = seeded_generator(bench.args.seed, 4242, salt)
     train = []
     for _ in range(n):
         idx = torch.randint(len(s.s_train), (bench.batch,), generator=gen)
         train.append((bench.transform(s.s_train.x[idx], gen), s.s_train.y[idx], None))
+    vgen = seeded_generator(bench.args.seed, 4243, salt, int(balanced_val))
     val = []
     for _ in range(n):
-        idx = s._sample(s.s_val, bench.batch, gen, balanced=balanced_val)
+        idx = s._sample(s.s_val, bench.batch, vgen, balanced=balanced_val)
         val.append((bench.transform(s.s_val.x[idx], None), s.s_val.y[idx], None))
     return {"train": train, "val": val}
+
+
+def batch_set(bench: Bench, key: str, n: int) -> dict[str, list]:
+    """``U``/``Bal`` (salt 0) and ``U′``/``Bal′`` (salt 1), see :func:`_modes`."""
+    return draw_batches(bench, n, salt=int(key.endswith("′")), balanced_val=key.startswith("Bal"))
 
 
 def run_train(bench: Bench, budget: Budget) -> dict[str, Any]:
@@ -795,6 +808,19 @@ def run_cost(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             first[name] = time.perf_counter() - t0
     repeats = 2 if bench.args.quick else bench.args.repeats
     timing = ratio_timer(fns, base, repeats=repeats, warmup=1)
+    # the official step lasts minutes: its own interleaved group, fewer rounds
+    off = bench.make_search(modes[OFFICIAL]["cfg"])
+    off_opt, off_gen = off._alpha_optimizer(), seeded_generator(bench.args.seed, 6)
+
+    def official() -> None:
+        plain()
+        off.hyper_step(model, off_opt, off_gen, WEIGHT_DECAY)
+
+    off_repeats = 1 if bench.args.quick else bench.args.official_repeats
+    off_timing = ratio_timer(
+        {base: plains, OFFICIAL: official}, base, repeats=off_repeats, warmup=1
+    )
+    timing[OFFICIAL] = {**off_timing[OFFICIAL], "repeats": off_repeats}
     plain_s = timing[base]["median_s"] / PLAIN_PER_SAMPLE
     out: dict[str, Any] = {
         "repeats": repeats,
@@ -803,7 +829,7 @@ def run_cost(bench: Bench, budget: Budget) -> dict[str, Any] | None:
         "plain_step_seconds": plain_s,
         "modes": {},
     }
-    for name in COST_MODES:
+    for name in (*COST_MODES, OFFICIAL):
         t = timing[name]
         ratio = t["ratio"] * PLAIN_PER_SAMPLE
         hyper = ratio - 1.0
@@ -850,12 +876,7 @@ def run_fidelity(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             break
         key = spec["batches"]
         if key not in batch_sets:
-            if key == "A-balanced":
-                a = batch_sets.get("A") or draw_batches(bench, nb, salt=0)
-                bal = draw_batches(bench, 1, salt=2, balanced_val=True)
-                batch_sets[key] = {"train": a["train"], "val": bal["val"]}
-            else:
-                batch_sets[key] = draw_batches(bench, nb, salt=0 if key == "A" else 1)
+            batch_sets[key] = batch_set(bench, key, nb)
         hyper = spec["cfg"]
         if "scale_from" in spec:
             if spec["scale_from"] not in cache:
@@ -902,22 +923,30 @@ def run_fidelity(bench: Bench, budget: Budget) -> dict[str, Any] | None:
 
 
 def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str, Any]:
+    """Cosines of every cached mode to the official step and to the 10-batch 1/λ̂ reference."""
     k = 10
-    ref = cache.get(REFERENCE)
-    out: dict[str, Any] = {"complete": all(m in cache for m in modes), "modes": {}}
+    refs = {"official": cache.get(OFFICIAL), "ref10": cache.get(CONV_REF)}
+    out: dict[str, Any] = {
+        "complete": all(m in cache for m in modes),
+        "batch_sets": {
+            "U": "10 uniform train + 10 uniform val batches (official sampling)",
+            "Bal": "the same train batches + 10 class-balanced val batches (engine default)",
+            "primes": "independent draws of the same kind",
+            "1-batch modes": "first train and first val batch of the set",
+        },
+        "reference_ref10": CONV_REF,
+        "modes": {},
+    }
     comparisons = {
-        "head vs full, 1 batch (head CG 20 vs default)": ("head, 1 batch, CG 20", DEFAULT),
-        "head vs full, 10 batches (head CG 20 vs official)": ("head, 10 batches, CG 20", REFERENCE),
-        "1-batch noise (default, batches A vs B)": (
-            DEFAULT,
-            "default on other batches (1-batch noise)",
-        ),
-        "10-batch noise (official, batches A vs B)": (
-            REFERENCE,
-            "official on other batches (10-batch noise)",
-        ),
-        "official vs full 10 batches at step 1/λ̂ (same data)": (REFERENCE, TEN_SCALED),
-        "default vs full 10 batches at step 1/λ̂": (DEFAULT, TEN_SCALED),
+        "noise, 1 batch: default on Bal vs Bal′": (DEFAULT, DEFAULT_B),
+        "noise, 10 batches, step 1/λ̂: Bal vs Bal′": (CONV_REF, CONV_REF_B),
+        "noise, official: U vs U′": (OFFICIAL, OFFICIAL_B),
+        "head vs full, 1 batch: head CG 20 vs default (same batch)": (HEAD_1, DEFAULT),
+        "head vs full, 10 batches: head CG 20 vs 10-batch 1/λ̂ (same data)": (HEAD_10, CONV_REF),
+        "head vs full, 10 batches: head CG 20 [Bal] vs official [U]": (HEAD_10, OFFICIAL),
+        "step only: official vs 10-batch 1/λ̂ on the same U data": (OFFICIAL, OFFICIAL_SCALED),
+        "val sampling only: 10-batch 1/λ̂, U vs Bal": (OFFICIAL_SCALED, CONV_REF),
+        "val sampling only: default, U vs Bal": (DEFAULT_U, DEFAULT),
     }
     for name in modes:
         if name not in cache:
@@ -926,15 +955,17 @@ def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str
         hg = c["hypergrad"]
         rec = {kk: v for kk, v in c.items() if kk != "hypergrad"}
         rec["hypergrad"] = hg.tolist()
+        rec["hypergrad_norm"] = float(hg.norm())
+        rec["lambda_hat"] = 1.0 / c["neumann_scale"] if c.get("neumann_scale") else None
         rec["bilevel_ratio_single_sample"] = 1.0 + c["hyper_step_ratio"]
-        if ref is not None:
+        for tag, ref in refs.items():
+            if ref is None:
+                continue
             rh = ref["hypergrad"]
-            rec["cosine_to_official"] = cosine(hg, rh)
-            rec["cosine_to_official_l"] = cosine(hg[:k], rh[:k])
-            rec["cosine_to_official_delta"] = cosine(hg[k:], rh[k:])
-            rec["norm_ratio_to_official"] = norm_ratio(hg, rh)
-        if TEN_SCALED in cache:
-            rec["cosine_to_10batch_step_1_over_lambda"] = cosine(hg, cache[TEN_SCALED]["hypergrad"])
+            rec[f"cosine_to_{tag}"] = cosine(hg, rh)
+            rec[f"cosine_to_{tag}_l"] = cosine(hg[:k], rh[:k])
+            rec[f"cosine_to_{tag}_delta"] = cosine(hg[k:], rh[k:])
+            rec[f"norm_ratio_to_{tag}"] = norm_ratio(hg, rh)
         out["modes"][name] = rec
     out["comparisons"] = {}
     for label, (a, b) in comparisons.items():
@@ -1020,14 +1051,16 @@ def print_tables(res: dict[str, Any]) -> None:
             bil = c.get("bilevel_ratio", f.get("bilevel_ratio_single_sample", math.nan))
             src = "interleaved" if "bilevel_ratio" in c else "1 sample"
             hyper = bil - 1.0
+            lam_hat = f.get("lambda_hat")
             rows.append(
                 [
                     n,
                     fmt(f.get("cosine_to_official", math.nan)),
-                    fmt(f.get("cosine_to_official_l", math.nan)),
-                    fmt(f.get("cosine_to_official_delta", math.nan)),
-                    fmt(f.get("norm_ratio_to_official", math.nan)),
-                    fmt(f.get("cosine_to_10batch_step_1_over_lambda", math.nan)),
+                    fmt(f.get("cosine_to_ref10", math.nan)),
+                    fmt(f.get("cosine_to_ref10_l", math.nan)),
+                    fmt(f.get("cosine_to_ref10_delta", math.nan)),
+                    fmt(f.get("norm_ratio_to_ref10", math.nan)),
+                    "—" if lam_hat is None else fmt(lam_hat, 2),
                     f"{fmt(bil, 1)} ({src})",
                     fmt(1 + hyper / 20, 2),
                     fmt(1 + hyper / 40, 2),
@@ -1036,10 +1069,11 @@ def print_tables(res: dict[str, Any]) -> None:
         hdr = [
             "mode",
             "cos to official",
-            "cos (l)",
-            "cos (Δ)",
-            "‖g‖/‖g_off‖",
-            "cos to 10-batch 1/λ̂",
+            "cos to ref10",
+            "cos (l) to ref10",
+            "cos (Δ) to ref10",
+            "‖g‖/‖g_ref10‖",
+            "λ̂ (1/step)",
             "bilevel iter / plain step",
             "epoch factor k=20",
             "epoch factor k=40",
@@ -1067,6 +1101,9 @@ def main() -> None:
         "--quick", action="store_true", help="smoke run: small, meaningless numbers"
     )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {PARTS}")
+    parser.add_argument(
+        "--official-repeats", type=int, default=3, help="timing rounds of the official step"
+    )
     parser.add_argument("--epochs", type=int, default=8, help="LA-init training epochs (fidelity)")
     parser.add_argument(
         "--cache-dir",

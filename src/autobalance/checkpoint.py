@@ -18,6 +18,12 @@ import numpy as np
 import torch
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Save ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)
@@ -28,6 +34,7 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; follow the umask like open() does
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,6 +52,7 @@ def atomic_write_text(text: str, path: str | os.PathLike[str]) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; follow the umask like open() does
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

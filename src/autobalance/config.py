@@ -140,6 +140,7 @@ class SearchConfig:
     objective_temperature: float | None = None
     warmup_fraction: float = 0.4
     retrain: bool = True
+    eval_train: bool = False
     device: str = "cpu"
     space: SpaceConfig = field(default_factory=SpaceConfig)
     hyper: HyperConfig = field(default_factory=HyperConfig)

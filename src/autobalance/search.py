@@ -423,6 +423,8 @@ class AutoBalanceSearch:
             }
 
         eval_sets: dict[str, TensorDataset] = {"val": self.s_val}
+        if cfg.eval_train:
+            eval_sets = {"train": self.s_train, **eval_sets}
         if self.test is not None:
             eval_sets["test"] = self.test
 

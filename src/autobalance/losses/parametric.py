@@ -29,7 +29,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch._functorch.utils import unwrap_dead_wrappers
 
 from autobalance.losses._common import (
     check_finite,
@@ -45,6 +44,15 @@ _DELTA_EPS = 1e-6
 # Device types on which the fused autograd function is used. It saves (N, K) memory passes, which
 # pays on CPU; on GPUs at these sizes launch overhead dominates and plain autograd ops are faster.
 FUSED_DEVICE_TYPES: set[str] = {"cpu"}
+
+try:  # private pieces of torch's ``Function.apply``; without them the stock apply is used
+    from torch._functorch.utils import unwrap_dead_wrappers
+
+    _is_compiling = torch.compiler.is_compiling
+    _transforms_active = torch._C._are_functorch_transforms_active
+    _FAST_APPLY = True
+except (ImportError, AttributeError):  # pragma: no cover - older torch
+    _FAST_APPLY = False
 
 
 def _check_component(value: Any, name: str, k: int, grouped: bool, like: Tensor) -> Tensor | None:
@@ -144,12 +152,12 @@ class _FusedParametricCE(torch.autograd.Function):
     def backward(ctx: Any, g_loss: Tensor | None, g_logp: Tensor | None) -> tuple[Any, ...]:
         if g_loss is None and g_logp is None:
             return None, None, None, None, None, None
-        x, t, w, l, d, logp = ctx.saved_tensors
-        need_x, _, need_w, need_l, need_d, _ = ctx.needs_input_grad
-        n = logp.shape[0]
-        t1 = t.unsqueeze(1)
         if torch.is_grad_enabled():
             return _FusedParametricCE._backward_differentiable(ctx, g_loss, g_logp)
+        # Fast path, in place where possible.
+        x, t, w, l, d, logp = ctx.saved_tensors
+        need_x, _, need_w, need_l, need_d, _ = ctx.needs_input_grad
+        n, t1 = logp.shape[0], t.unsqueeze(1)
         gw = gl = gd = gx = None
         if need_w and g_loss is not None:
             gw = _per_sample_grad(g_loss, ctx.reduction, n) * -logp.gather(1, t1).squeeze(1)
@@ -238,7 +246,7 @@ def _fused_apply(*args: Any) -> Any:
     nothing, yet on CPU it costs about 50 µs a call, as much as the rest of the loss at
     N·K = 256·1000. Under ``torch.compile`` and ``torch.func`` transforms the stock path runs.
     """
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if not _FAST_APPLY or _is_compiling() or _transforms_active():
         return _FusedParametricCE.apply(*args)
     # What the stock ``Function.apply`` does next, minus the binding.
     args = unwrap_dead_wrappers(args)
