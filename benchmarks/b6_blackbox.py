@@ -5,7 +5,10 @@ Dataset: the ``digits-demo`` preset (scikit-learn digits made long-tailed, ρ = 
 and its AutoBalance settings (Li et al. 2021, arXiv 2201.01212, Algorithm 1).
 
 Search space, shared by every method: the preset's clustered (l, Δ) space. α′ = (l′, d′), one
-offset per frequency cluster on top of the LA init, l = l₀ + D_π l′ and Δ = s·σ(logit(Δ₀/s) + D_π d′)
+offset per frequency cluster on top of the LA init,
+
+    l = l₀ + D_π l′,    Δ = s·σ(logit(Δ₀/s) + D_π d′)
+
 (``SearchSpace``, built from the S_T counts exactly as the search builds it), each raw offset in
 the preset's box [−b, b] (b = 5 unless ``--box``).
 
@@ -330,7 +333,7 @@ def smac_available() -> str | None:
     return None
 
 
-def warm_up(args_box: float | None) -> None:
+def warm_up() -> None:
     """Absorb one-time costs (lazy torch init, first-call overheads) before any timing."""
     cfg = load_config(preset=PRESET, overrides=["search.seed=0", "search.train.epochs=3"])
     exp = build_experiment(cfg)
@@ -342,8 +345,8 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
 
 
 def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float | None):
-    cfg = load_config(preset=PRESET, overrides=[f"search.seed={seed}"]).search
     full_cfg = load_config(preset=PRESET, overrides=[f"search.seed={seed}"])
+    cfg = full_cfg.search
     exp = build_experiment(full_cfg)
     ab = run_autobalance(cfg, exp)
     s_train, s_val = split_dataset(exp.train, cfg.val_fraction, cfg.seed)
@@ -368,6 +371,7 @@ def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float
 
     out: dict[str, Any] = {
         "seed": seed,
+        "box": box,
         "train_counts": exp.train.class_counts().tolist(),
         "val_counts": s_val.class_counts().tolist(),
         "budget_T_s": T,
@@ -436,10 +440,7 @@ def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float
             "train_s": sum(tr["train_s"] for tr in trials),
             "per_factor": per_factor,
             "curve": curve,
-            "trials": [
-                {k: v for k, v in tr.items() if k != "params"} | {"params": tr["params"]}
-                for tr in trials
-            ],
+            "trials": trials,
         }
     return out
 
@@ -469,7 +470,9 @@ def plot(path: Path, per_seed: list[dict[str, Any]], methods: list[str], factors
             ax.step(xs, ys, where="post", label=LABELS[method])
         ab_key = "val_balanced_error_as_trial" if key.startswith("val") else key
         ab = statistics.fmean(s["autobalance"][ab_key] for s in per_seed)
-        ax.scatter([1.0], [ab], marker="*", s=160, color="black", zorder=5, label=LABELS["autobalance"])
+        ax.scatter(
+            [1.0], [ab], marker="*", s=160, color="black", zorder=5, label=LABELS["autobalance"]
+        )
         init = statistics.fmean(s["init"][key] for s in per_seed)
         ax.axhline(init, color="gray", ls=":", lw=1, label=LABELS["init"])
         ax.axvline(1.0, color="black", lw=0.5)
@@ -516,7 +519,7 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
     t_start = time.perf_counter()
-    warm_up(args.box)
+    warm_up()
     per_seed = []
     for seed in args.seeds:
         t = time.perf_counter()
@@ -559,8 +562,13 @@ def main() -> None:
             ]
         )
 
-    add("init", "0", lambda s: s["init"]["val_balanced_error"],
-        lambda s: s["init"]["test_balanced_error"], None)  # fmt: skip
+    add(
+        "init",
+        "0",
+        lambda s: s["init"]["val_balanced_error"],
+        lambda s: s["init"]["test_balanced_error"],
+        None,
+    )
     add(
         "autobalance",
         "1 (T)",
@@ -601,7 +609,7 @@ def main() -> None:
             "seeds": args.seeds,
             "budget_factors": factors,
             "methods": methods,
-            "box": per_seed[0]["methods"] and args.box,
+            "box": per_seed[0]["box"],
             "threads": threads,
             "smac_error": smac_error,
             "std": "sample std over seeds (n-1)",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -24,14 +25,16 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+def _atomic_write(
+    path: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], None]
+) -> Path:
+    """Write through ``write(fh)`` to a temp file beside ``path``, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; follow the umask like open() does
@@ -40,24 +43,16 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Save ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+    return _atomic_write(path, "wb", lambda fh: torch.save(obj, fh))
 
 
 def atomic_write_text(text: str, path: str | os.PathLike[str]) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; follow the umask like open() does
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _atomic_write(path, "w", lambda fh: fh.write(text))
 
 
 def safe_load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:

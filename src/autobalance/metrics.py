@@ -149,6 +149,21 @@ def _warn_empty_cells(table: np.ndarray, stacklevel: int) -> None:
         )
 
 
+def _checked_cell_table(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    num_classes: int | None,
+    num_groups: int | None,
+) -> np.ndarray:
+    """Validated (K, G) cell-error table; warns (at the public caller's caller) on empty cells."""
+    yt, yp, k = _prepare(y_true, y_pred, num_classes)
+    g, n_groups = _prepare_groups(yt, groups, num_groups)
+    table = _cell_table(yt, yp, g, k, n_groups)
+    _warn_empty_cells(table, stacklevel=3)
+    return table
+
+
 def _deo_from_cells(table: np.ndarray, stacklevel: int) -> float:
     # DEO = Σ_k (max_g Err_{k,g} − min_g Err_{k,g}) over classes with ≥ 2 non-empty groups
     terms: list[float] = []
@@ -217,10 +232,7 @@ def cell_errors(
 
     Empty cells get NaN and an :class:`EmptyCellWarning` naming them (AutoBalance, Sec. 4).
     """
-    yt, yp, k = _prepare(y_true, y_pred, num_classes)
-    g, n_groups = _prepare_groups(yt, groups, num_groups)
-    table = _cell_table(yt, yp, g, k, n_groups)
-    _warn_empty_cells(table, stacklevel=2)
+    table = _checked_cell_table(y_true, y_pred, groups, num_classes, num_groups)
     return table
 
 
@@ -232,10 +244,7 @@ def worst_group_error(
     num_groups: int | None = None,
 ) -> float:
     """Worst (class, group) error ``max_{k,g} Err_{k,g}`` over non-empty cells."""
-    yt, yp, k = _prepare(y_true, y_pred, num_classes)
-    g, n_groups = _prepare_groups(yt, groups, num_groups)
-    table = _cell_table(yt, yp, g, k, n_groups)
-    _warn_empty_cells(table, stacklevel=2)
+    table = _checked_cell_table(y_true, y_pred, groups, num_classes, num_groups)
     return float(np.nanmax(table))
 
 
@@ -247,10 +256,7 @@ def group_balanced_error(
     num_groups: int | None = None,
 ) -> float:
     """Group-balanced error ``mean_{k,g} Err_{k,g}`` over non-empty (class, group) cells."""
-    yt, yp, k = _prepare(y_true, y_pred, num_classes)
-    g, n_groups = _prepare_groups(yt, groups, num_groups)
-    table = _cell_table(yt, yp, g, k, n_groups)
-    _warn_empty_cells(table, stacklevel=2)
+    table = _checked_cell_table(y_true, y_pred, groups, num_classes, num_groups)
     return float(np.nanmean(table))
 
 
@@ -267,10 +273,7 @@ def deo(
     this is ``|Err_{+,1} − Err_{+,2}| + |Err_{−,1} − Err_{−,2}|``. Classes with fewer than two
     non-empty groups are skipped with an :class:`EmptyCellWarning`; NaN if every class is skipped.
     """
-    yt, yp, k = _prepare(y_true, y_pred, num_classes)
-    g, n_groups = _prepare_groups(yt, groups, num_groups)
-    table = _cell_table(yt, yp, g, k, n_groups)
-    _warn_empty_cells(table, stacklevel=2)
+    table = _checked_cell_table(y_true, y_pred, groups, num_classes, num_groups)
     return _deo_from_cells(table, stacklevel=2)
 
 

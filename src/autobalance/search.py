@@ -357,9 +357,7 @@ class AutoBalanceSearch:
         cfg = self.cfg
         e_search = cfg.train.epochs
         t1 = round(cfg.warmup_fraction * e_search)
-        steps_per_epoch = math.ceil(len(self.s_train) / cfg.train.batch_size)
-        if cfg.train.drop_last:
-            steps_per_epoch = len(self.s_train) // cfg.train.batch_size
+        steps_per_epoch = cfg.train.steps_per_epoch(len(self.s_train))
         n_hyper_total = max(1, (e_search - t1) * steps_per_epoch // cfg.hyper.interval)
 
         model = self._new_model()
@@ -503,9 +501,7 @@ class AutoBalanceSearch:
         if retrain_model is None:
             retrain_model = self._new_model()
         r_opt = make_optimizer(retrain_model, rcfg)
-        r_steps = math.ceil(len(self.full) / rcfg.batch_size)
-        if rcfg.drop_last:
-            r_steps = len(self.full) // rcfg.batch_size
+        r_steps = rcfg.steps_per_epoch(len(self.full))
         r_sched = make_scheduler(r_opt, rcfg, r_steps)
         if ckpt is not None and ckpt["phase"] == "retrain":
             r_opt.load_state_dict(ckpt["optimizer"])

@@ -194,7 +194,8 @@ class SearchSpace(nn.Module):
         else:
             for comp in self.search:
                 self.raw[comp] = nn.Parameter(torch.zeros(self.num_clusters))
-        self._cache: tuple[tuple[Any, ...], dict[str, Tensor | None]] | None = None
+        self._cache: tuple[tuple[Any, ...], dict[str, Tensor | None], tuple[Tensor, ...]] | None
+        self._cache = None
 
     # ------------------------------------------------------------------ mapping α′ → (w, l, Δ)
     def dictionary(self) -> Tensor:
@@ -231,13 +232,16 @@ class SearchSpace(nn.Module):
         return {comp: self._component(comp) for comp in COMPONENTS}
 
     # ------------------------------------------------------------------ cached constant α
-    def _cache_key(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...] | None:
-        """What the detached effective values depend on; None when it cannot be read."""
+    def _key_tensors(self) -> tuple[Tensor, ...]:
+        """α′ and the buffers that the effective values are computed from."""
         # Read the module's dicts directly: this runs on every training step.
         buffers = self._buffers
-        tensors = (*self.raw._parameters.values(), *(buffers[name] for name in _KEY_BUFFERS))
+        return (*self.raw._parameters.values(), *(buffers[name] for name in _KEY_BUFFERS))
+
+    def _cache_key(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...] | None:
+        """What the detached effective values depend on; None when it cannot be read."""
         try:
-            state = tuple((t._version, t.data_ptr()) for t in tensors)
+            state = tuple((t._version, t.data_ptr()) for t in self._key_tensors())
         except RuntimeError:  # e.g. inference tensors or torch.func wrappers: no cache
             return None
         return (dtype, device, self.delta_scale, state)
@@ -267,12 +271,17 @@ class SearchSpace(nn.Module):
                 constant = comp not in self.raw
                 out[comp] = None if constant and bool((value == identity[comp]).all()) else value
         if key is not None:
-            self._cache = (key, out)
+            # The detached views keep the keyed storages alive, so no new tensor can reuse
+            # their addresses while this entry stands.
+            self._cache = (key, out, tuple(t.detach() for t in self._key_tensors()))
         return out
 
     def clear_cache(self) -> None:
-        """Forget the cached detached (w, l, Δ) of :meth:`loss` (needed only after ``.data``
-        writes to α′ or to the buffers, which the version counters do not see)."""
+        """Forget the cached detached (w, l, Δ) of :meth:`loss`.
+
+        Needed only after writes through ``.data`` to α′ or to the buffers, which the version
+        counters do not see.
+        """
         self._cache = None
 
     def loss(

@@ -45,6 +45,12 @@ class TrainConfig:
     eval_every: int = 1
     drop_last: bool = False
 
+    def steps_per_epoch(self, num_samples: int) -> int:
+        """θ-steps in one pass over ``num_samples`` samples."""
+        if self.drop_last:
+            return num_samples // self.batch_size
+        return math.ceil(num_samples / self.batch_size)
+
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
@@ -324,9 +330,7 @@ def fit(
     if isinstance(loss, nn.Module):
         loss.to(device)
     optimizer = make_optimizer(model, cfg)
-    steps = math.ceil(len(train_data) / cfg.batch_size)
-    if cfg.drop_last:
-        steps = len(train_data) // cfg.batch_size
+    steps = cfg.steps_per_epoch(len(train_data))
     scheduler = make_scheduler(optimizer, cfg, steps)
     if callbacks is not None:
         callbacks.on_phase_start("train", {"epochs": cfg.epochs})
