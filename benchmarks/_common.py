@@ -100,9 +100,11 @@ def ratio_timer(
     the per-round ratio is r_j = t_c,j / t_baseline,j, and the summary is
 
         ratio = median_j r_j,   ratio_q25 / ratio_q75 = quartiles of r_j,
-        median_s = median_j t_c,j (seconds per call).
+        ratio_of_min = min_j t_c,j / min_j t_baseline,j (the least disturbed samples),
+        median_s = median_j t_c,j and min_s = min_j t_c,j (seconds per call).
 
-    Returns ``{name: {"ratio", "ratio_q25", "ratio_q75", "median_s", "number"}}``.
+    Returns ``{name: {"ratio", "ratio_q25", "ratio_q75", "ratio_of_min", "median_s", "min_s",
+    "number"}}``.
     """
     if baseline not in fns:
         raise ValueError(f"Unknown baseline '{baseline}', expected one of {tuple(fns)}")
@@ -138,7 +140,9 @@ def ratio_timer(
             "ratio": statistics.median(ratios),
             "ratio_q25": q25,
             "ratio_q75": q75,
+            "ratio_of_min": min(times[name]) / min(times[baseline]),
             "median_s": statistics.median(times[name]),
+            "min_s": min(times[name]),
             "number": number,
         }
     return out

@@ -1,4 +1,4 @@
-"""The ``autobalance`` command: demo, search, train, evaluate, compare, presets.
+"""The ``autobalance`` command: demo, search, train, evaluate, compare, presets, reproduce.
 
 Every command reads an :class:`~autobalance.experiment.ExperimentConfig` (``--config FILE`` or
 ``--preset NAME``, then ``--set key.sub=value`` overrides), runs through the library API and
@@ -143,6 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from autobalance.runs import run_train
 
     cfg = _resolve(args)
+    if args.loss in ("ldam", "ldam_drw") and "norm_head" not in cfg.model.options:
+        # LDAM scales logits by s=30 and expects a cosine classifier (Cao et al. 2019).
+        cfg.model.options["norm_head"] = True
+        _say(args, "note: LDAM uses a cosine-classifier head (model.options.norm_head=true)")
     exp = build_experiment(cfg)
     loss, method = _make_loss(cfg, exp, args)
     run = _start_run(args, cfg, method)
@@ -379,6 +383,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``autobalance reproduce NAME``: a table or figure of the paper, ours next to the paper's."""
+    from autobalance.reproduce import (
+        describe_plan,
+        list_reproductions,
+        make_plan,
+        run_reproduction,
+    )
+
+    if args.name is None:
+        print(list_reproductions(), end="")
+        return 0
+    plan = make_plan(
+        args.name,
+        args.scale,
+        seeds=args.seeds,
+        methods=args.methods,
+        overrides=args.set or [],
+        device=args.device,
+        data_dir=args.data_dir,
+        out=args.out,
+        argv=getattr(args, "argv", []),
+    )
+    if args.dry_run:
+        print(describe_plan(plan), end="")
+        return 0
+    _say(args, describe_plan(plan).rstrip())
+    run_reproduction(plan, quiet=args.quiet)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -485,6 +520,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="NAME", help="print the resolved YAML of a preset")
     _add_common(p, config=False)
     p.set_defaults(func=cmd_presets)
+
+    from autobalance.reproduce import REPRODUCTIONS, SCALES
+
+    p = sub.add_parser(
+        "reproduce",
+        help="rerun a table or figure of the paper and print ours next to the paper's numbers",
+        description="Run the protocol of one of the paper's tables/figures "
+        f"({', '.join(REPRODUCTIONS)}) through the library, print our numbers next to the "
+        "published ones (with table and row), and write OUT/results.json, OUT/report.md, the "
+        "figures and one run directory per method and seed (finished runs of the same config "
+        "are reused). Without NAME: list the reproductions.",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help=f"one of {', '.join(REPRODUCTIONS)}")
+    p.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="cpu",
+        help="cpu: the *-cpu preset (minutes-hours on CPU); paper: the paper's protocol (GPU)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds (default 0)")
+    p.add_argument("--methods", nargs="+", metavar="M", help="a subset of the methods")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (search.device)")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (dataset.data_dir)")
+    p.add_argument("--out", metavar="DIR", help="report folder (default reproduce-NAME-SCALE)")
+    p.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", help="overrides")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    _add_common(p, config=False)
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
