@@ -15,7 +15,8 @@ the preset's box [−b, b] (b = 5 unless ``--box``).
 Per seed:
 1. AutoBalance runs once (split S → S_T/S_V, warm-up, search with hyper-steps, retrain on S).
    T = wall time of its **search phase** (construction + warm-up + search epochs + hyper-steps,
-   up to the start of the retrain phase).
+   up to the start of the retrain phase). The run is repeated ``--ab-repeats`` times (it is
+   deterministic: the same α* and model each time) and T is the median, to damp machine noise.
 2. Each black-box method gets max(f)·T of wall time (``--budget-factor``). One trial = set α′,
    train a fresh model (same initial θ, same data order, same epochs as the search phase) on S_T
    with the frozen loss, score the balanced error on S_V. The proposer's own time (ask/tell)
@@ -287,6 +288,7 @@ class SmacDriver(Driver):
 
 
 def make_driver(method: str, problem: Problem, seed: int, n_trials: int) -> Driver:
+    """The proposer named ``method`` over ``problem``'s α′ box."""
     if method in ("tpe", "random"):
         return OptunaDriver(method, problem.names, problem.box, seed)
     if method == "smac":
@@ -294,7 +296,9 @@ def make_driver(method: str, problem: Problem, seed: int, n_trials: int) -> Driv
     raise ValueError(f"Unknown method '{method}', expected one of {METHODS}")
 
 
-def run_blackbox(driver: Driver, objective: Callable[[dict[str, float]], float], budget: float):
+def run_blackbox(
+    driver: Driver, objective: Callable[[dict[str, float]], float], budget: float
+) -> tuple[list[dict[str, Any]], float]:
     """Trials until the wall-time budget is spent; the proposer's time counts."""
     trials: list[dict[str, Any]] = []
     overhead = 0.0
@@ -340,15 +344,37 @@ def warm_up() -> None:
     AutoBalanceSearch(cfg.search, exp.model_fn, exp.train).run()
 
 
+def versions() -> dict[str, str | None]:
+    """Installed versions of the black-box packages (None when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in ("optuna", "smac", "ConfigSpace"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n − 1)."""
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float | None):
+def run_seed(
+    seed: int, factors: list[float], methods: list[str], box_arg: float | None, ab_repeats: int
+) -> dict[str, Any]:
+    """AutoBalance (``ab_repeats`` identical runs; T = their median search time), the init
+    reference, then each black-box method for max(f)·T."""
     full_cfg = load_config(preset=PRESET, overrides=[f"search.seed={seed}"])
     cfg = full_cfg.search
     exp = build_experiment(full_cfg)
-    ab = run_autobalance(cfg, exp)
+    runs = [run_autobalance(cfg, exp) for _ in range(ab_repeats)]
+    ab = runs[0]
+    for other in runs[1:]:  # the engine is deterministic: same α*, same model
+        assert torch.equal(other["pred"], ab["pred"]), "AutoBalance runs disagree"
+    T = statistics.median(r["search_s"] for r in runs)
     s_train, s_val = split_dataset(exp.train, cfg.val_fraction, cfg.seed)
     space = build_space(cfg, s_train)
     ab_space: SearchSpace = ab["search"].space
@@ -356,7 +382,6 @@ def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float
         assert torch.equal(getattr(space, name), getattr(ab_space, name)), name
     box = cfg.space.bound_additive if box_arg is None else box_arg
     problem = Problem(cfg, exp, s_train, s_val, space, box)
-    T = ab["search_s"]
 
     # α* as a black-box trial would score it, and the retrain check against the engine's model
     alpha_star = problem.alpha_of(ab_space)
@@ -378,6 +403,7 @@ def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float
         "one_trial_s": trial_s,
         "autobalance": {
             "search_s": T,
+            "search_s_per_run": [r["search_s"] for r in runs],
             "retrain_s": ab["retrain_s"],
             "hyper_s": ab["hyper_s"],
             "hyper_steps": ab["hyper_steps"],
@@ -445,7 +471,9 @@ def run_seed(seed: int, factors: list[float], methods: list[str], box_arg: float
     return out
 
 
-def plot(path: Path, per_seed: list[dict[str, Any]], methods: list[str], factors: list[float]):
+def plot(
+    path: Path, per_seed: list[dict[str, Any]], methods: list[str], factors: list[float]
+) -> None:
     """Best-so-far S_V and test balanced error against wall time / T (mean over seeds)."""
     import matplotlib
 
@@ -505,8 +533,16 @@ def main() -> None:
     parser.add_argument(
         "--box", type=float, default=None, help="raw α′ box [−b, b] (default: the preset's bound)"
     )
+    parser.add_argument(
+        "--ab-repeats",
+        type=int,
+        default=3,
+        help="AutoBalance runs per seed (deterministic); T = median search-phase time",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
+    if args.ab_repeats < 1:
+        raise ValueError(f"--ab-repeats must be ≥ 1, got {args.ab_repeats}")
     if any(f <= 0 for f in args.factors):
         raise ValueError(f"budget factors must be > 0, got {args.factors}")
     factors = sorted(set(args.factors))
@@ -523,7 +559,7 @@ def main() -> None:
     per_seed = []
     for seed in args.seeds:
         t = time.perf_counter()
-        per_seed.append(run_seed(seed, factors, methods, args.box))
+        per_seed.append(run_seed(seed, factors, methods, args.box, args.ab_repeats))
         s = per_seed[-1]
         print(
             f"seed {seed}: T = {s['budget_T_s']:.2f} s, one trial ≈ {s['one_trial_s']:.2f} s, "
@@ -611,8 +647,18 @@ def main() -> None:
             "methods": methods,
             "box": per_seed[0]["box"],
             "threads": threads,
+            "ab_repeats": args.ab_repeats,
             "smac_error": smac_error,
+            "versions": versions(),
             "std": "sample std over seeds (n-1)",
+            "notes": [
+                "Optuna's TPE samples its first 10 trials with RandomSampler(seed): with the same "
+                "seed its first trials equal the random sampler's.",
+                "SMAC3: HyperparameterOptimizationFacade (RF surrogate, log cost, EI, local + "
+                "random search), Sobol initial design of 25% of n_trials = max budget / one "
+                "trial's time, the default alpha'=0 evaluated first, ask/tell.",
+                "Every method's first trial is alpha'=0 (the init AutoBalance starts from).",
+            ],
         },
         "environment": environment(),
         "summary": summary,
