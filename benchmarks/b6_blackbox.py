@@ -439,6 +439,7 @@ def run_seed(
                         "trial": i,
                         "val_balanced_error": tr["val_balanced_error"],
                         "test_balanced_error": test_cache[key],
+                        "params": tr["params"],
                     }
                 )
         per_factor = {}
@@ -466,7 +467,8 @@ def run_seed(
             "train_s": sum(tr["train_s"] for tr in trials),
             "per_factor": per_factor,
             "curve": curve,
-            "trials": trials,
+            # every trial without its α′ (the incumbents' α′ are in "curve")
+            "trials": [{k: v for k, v in tr.items() if k != "params"} for tr in trials],
         }
     return out
 
