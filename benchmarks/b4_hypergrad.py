@@ -697,6 +697,7 @@ DEFAULT = "default: full, 1 batch, 5 terms, auto-scale [Bal]"
 DEFAULT_B = "default on other batches [Bal′]"
 DEFAULT_U = "default on a uniform val batch [U]"
 ONE_TERM = "full, 1 batch, 1 term [Bal]"
+THREE = "full, 1 batch, 3 terms, auto-scale [Bal]"
 ONE_STEP1 = "full, 1 batch, 5 terms, step 1.0, δ=0 [Bal]"
 TWENTY = "full, 1 batch, 20 terms, auto-scale [Bal]"
 HEAD_1 = "head, 1 batch, CG 20 [Bal]"
@@ -734,6 +735,7 @@ def _modes(quick: bool) -> dict[str, dict[str, Any]]:
             "batches": "Bal",
         },
         TWENTY: {"cfg": HyperConfig(iterations=20), "batches": "Bal"},
+        THREE: {"cfg": HyperConfig(iterations=3), "batches": "Bal"},
         DEFAULT_U: {"cfg": HyperConfig(), "batches": "U"},
         OFFICIAL_SCALED: {"cfg": ten_scaled, "batches": "U", "scale_from": DEFAULT},
         CONV_REF_B: {"cfg": ten_scaled, "batches": "Bal′", "scale_from": DEFAULT_B},
@@ -741,7 +743,7 @@ def _modes(quick: bool) -> dict[str, dict[str, Any]]:
     }
 
 
-COST_MODES = (DEFAULT, ONE_TERM, HEAD_1, HEAD_10)
+COST_MODES = (DEFAULT, THREE, ONE_TERM, HEAD_1, HEAD_10)
 
 
 def draw_batches(bench: Bench, n: int, salt: int, balanced_val: bool = False) -> dict[str, list]:
