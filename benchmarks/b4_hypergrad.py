@@ -82,7 +82,7 @@ from autobalance.train import (
     seeded_generator,
 )
 
-PARTS = ("convex", "torchopt", "train", "cost", "fidelity")
+PARTS = ("convex", "torchopt", "train", "cost", "fidelity", "descent")
 HERE = Path(__file__).resolve().parent
 NPZ_NAME = Path("cifar10_jpeg_lossy") / "cifar10_jpeg_yoongikim.npz"
 LOSSY_NOTE = (
@@ -667,6 +667,14 @@ class Bench:
             }
             torch.save(state, self._ckpt(epoch + 1))
             print(f"[train] epoch {epoch + 1}/{epochs} {info['history'][-1]}", flush=True)
+        if not self._ckpt(epochs).is_file():  # epochs = 0 (--quick): the untrained state
+            state = {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "info": info,
+            }
+            torch.save(state, self._ckpt(epochs))
         return model, info
 
     # ------------------------------------------------------------------ plain SGD step
@@ -698,6 +706,11 @@ DEFAULT_B = "default on other batches [Bal′]"
 DEFAULT_U = "default on a uniform val batch [U]"
 ONE_TERM = "full, 1 batch, 1 term [Bal]"
 THREE = "full, 1 batch, 3 terms, auto-scale [Bal]"
+CG5 = "full, 1 batch, CG 5 [Bal]"
+CG_REF = "full, 10 batches, CG 20 [Bal]"
+CG_REF_B = "full, 10 batches, CG 20 on other batches [Bal′]"
+CG20_1 = "full, 1 batch, CG 20 [Bal]"
+CG20_1_B = "full, 1 batch, CG 20 on other batches [Bal′]"
 ONE_STEP1 = "full, 1 batch, 5 terms, step 1.0, δ=0 [Bal]"
 TWENTY = "full, 1 batch, 20 terms, auto-scale [Bal]"
 HEAD_1 = "head, 1 batch, CG 20 [Bal]"
@@ -736,14 +749,19 @@ def _modes(quick: bool) -> dict[str, dict[str, Any]]:
         },
         TWENTY: {"cfg": HyperConfig(iterations=20), "batches": "Bal"},
         THREE: {"cfg": HyperConfig(iterations=3), "batches": "Bal"},
+        CG5: {"cfg": HyperConfig(method="cg", iterations=5), "batches": "Bal"},
+        CG_REF: {"cfg": HyperConfig(method="cg", iterations=20, **many), "batches": "Bal"},
         DEFAULT_U: {"cfg": HyperConfig(), "batches": "U"},
         OFFICIAL_SCALED: {"cfg": ten_scaled, "batches": "U", "scale_from": DEFAULT},
         CONV_REF_B: {"cfg": ten_scaled, "batches": "Bal′", "scale_from": DEFAULT_B},
         OFFICIAL_B: {"cfg": official, "batches": "U′"},
+        CG_REF_B: {"cfg": HyperConfig(method="cg", iterations=20, **many), "batches": "Bal′"},
+        CG20_1: {"cfg": HyperConfig(method="cg", iterations=20), "batches": "Bal"},
+        CG20_1_B: {"cfg": HyperConfig(method="cg", iterations=20), "batches": "Bal′"},
     }
 
 
-COST_MODES = (DEFAULT, THREE, ONE_TERM, HEAD_1, HEAD_10)
+COST_MODES = (DEFAULT, THREE, ONE_TERM, CG5, CG20_1, HEAD_1, HEAD_10)
 
 
 def draw_batches(bench: Bench, n: int, salt: int, balanced_val: bool = False) -> dict[str, list]:
@@ -775,7 +793,9 @@ def run_train(bench: Bench, budget: Budget) -> dict[str, Any]:
     return {"epochs": bench.args.epochs, "complete": model is not None, **info}
 
 
-def run_cost(bench: Bench, budget: Budget) -> dict[str, Any] | None:
+def run_cost(
+    bench: Bench, budget: Budget, previous: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Bilevel iteration (plain step + hyper-step) / plain step, interleaved, per cheap mode."""
     model, _ = bench.trained_model(bench.args.epochs, budget)
     if model is None:
@@ -809,44 +829,55 @@ def run_cost(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             fns[name]()
             first[name] = time.perf_counter() - t0
     repeats = 2 if bench.args.quick else bench.args.repeats
-    timing = ratio_timer(fns, base, repeats=repeats, warmup=1)
-    # the official step lasts minutes: its own interleaved group, fewer rounds
-    off = bench.make_search(modes[OFFICIAL]["cfg"])
-    off_opt, off_gen = off._alpha_optimizer(), seeded_generator(bench.args.seed, 6)
-
-    def official() -> None:
-        plain()
-        off.hyper_step(model, off_opt, off_gen, WEIGHT_DECAY)
-
+    groups = {"cheap modes": ratio_timer(fns, base, repeats=repeats, warmup=1)}
+    # the official step lasts 15 s to minutes: its own interleaved group, fewer rounds
     off_repeats = 1 if bench.args.quick else bench.args.official_repeats
-    off_timing = ratio_timer(
-        {base: plains, OFFICIAL: official}, base, repeats=off_repeats, warmup=1
-    )
-    timing[OFFICIAL] = {**off_timing[OFFICIAL], "repeats": off_repeats}
-    plain_s = timing[base]["median_s"] / PLAIN_PER_SAMPLE
+    if off_repeats > 0:
+        off = bench.make_search(modes[OFFICIAL]["cfg"])
+        off_opt, off_gen = off._alpha_optimizer(), seeded_generator(bench.args.seed, 6)
+
+        def official() -> None:
+            plain()
+            off.hyper_step(model, off_opt, off_gen, WEIGHT_DECAY)
+
+        groups["official"] = ratio_timer(
+            {base: plains, OFFICIAL: official}, base, repeats=off_repeats, warmup=1
+        )
     out: dict[str, Any] = {
-        "repeats": repeats,
         "baseline": base + " per round (ratios rescaled to one step)",
         "batch": bench.batch,
-        "plain_step_seconds": plain_s,
+        "groups": {},
         "modes": {},
     }
-    for name in (*COST_MODES, OFFICIAL):
-        t = timing[name]
-        ratio = t["ratio"] * PLAIN_PER_SAMPLE
-        hyper = ratio - 1.0
-        rec = {
-            "bilevel_ratio": ratio,
-            "bilevel_ratio_q25": t["ratio_q25"] * PLAIN_PER_SAMPLE,
-            "bilevel_ratio_q75": t["ratio_q75"] * PLAIN_PER_SAMPLE,
-            "hyper_step_ratio": hyper,
-            "amortised_interval_20": 1.0 + hyper / 20,
-            "amortised_interval_40": 1.0 + hyper / 40,
-            "median_s": t["median_s"],
+    for group, timing in groups.items():
+        plain_s = timing[base]["median_s"] / PLAIN_PER_SAMPLE
+        out["groups"][group] = {
+            "repeats": off_repeats if group == "official" else repeats,
+            "plain_step_seconds": plain_s,
         }
-        if name in first:
-            rec["power_iteration_one_off_ratio"] = (first[name] - t["median_s"]) / plain_s
-        out["modes"][name] = rec
+        for name, t in timing.items():
+            if name == base:
+                continue
+            ratio = t["ratio"] * PLAIN_PER_SAMPLE
+            hyper = ratio - 1.0
+            rec = {
+                "group": group,
+                "bilevel_ratio": ratio,
+                "bilevel_ratio_q25": t["ratio_q25"] * PLAIN_PER_SAMPLE,
+                "bilevel_ratio_q75": t["ratio_q75"] * PLAIN_PER_SAMPLE,
+                "hyper_step_ratio": hyper,
+                "amortised_interval_20": 1.0 + hyper / 20,
+                "amortised_interval_40": 1.0 + hyper / 40,
+                "median_s": t["median_s"],
+                "plain_step_seconds": plain_s,
+            }
+            if name in first:
+                rec["power_iteration_one_off_ratio"] = (first[name] - t["median_s"]) / plain_s
+            out["modes"][name] = rec
+    if OFFICIAL not in out["modes"] and previous and OFFICIAL in previous.get("modes", {}):
+        out["modes"][OFFICIAL] = {**previous["modes"][OFFICIAL], "from_earlier_run": True}
+        if "official" in previous.get("groups", {}):
+            out["groups"]["official"] = previous["groups"]["official"]
     return out
 
 
@@ -927,7 +958,11 @@ def run_fidelity(bench: Bench, budget: Budget) -> dict[str, Any] | None:
 def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str, Any]:
     """Cosines of every cached mode to the official step and to the 10-batch 1/λ̂ reference."""
     k = 10
-    refs = {"official": cache.get(OFFICIAL), "ref10": cache.get(CONV_REF)}
+    refs = {
+        "official": cache.get(OFFICIAL),
+        "ref10": cache.get(CONV_REF),
+        "cg_ref10": cache.get(CG_REF),
+    }
     out: dict[str, Any] = {
         "complete": all(m in cache for m in modes),
         "batch_sets": {
@@ -937,18 +972,22 @@ def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str
             "1-batch modes": "first train and first val batch of the set",
         },
         "reference_ref10": CONV_REF,
+        "reference_cg_ref10": CG_REF,
         "modes": {},
     }
     comparisons = {
         "noise, 1 batch: default on Bal vs Bal′": (DEFAULT, DEFAULT_B),
         "noise, 10 batches, step 1/λ̂: Bal vs Bal′": (CONV_REF, CONV_REF_B),
         "noise, official: U vs U′": (OFFICIAL, OFFICIAL_B),
+        "noise, 10 batches, CG 20: Bal vs Bal′": (CG_REF, CG_REF_B),
+        "noise, 1 batch, CG 20: Bal vs Bal′": (CG20_1, CG20_1_B),
         "head vs full, 1 batch: head CG 20 vs default (same batch)": (HEAD_1, DEFAULT),
         "head vs full, 10 batches: head CG 20 vs 10-batch 1/λ̂ (same data)": (HEAD_10, CONV_REF),
         "head vs full, 10 batches: head CG 20 [Bal] vs official [U]": (HEAD_10, OFFICIAL),
         "step only: official vs 10-batch 1/λ̂ on the same U data": (OFFICIAL, OFFICIAL_SCALED),
         "val sampling only: 10-batch 1/λ̂, U vs Bal": (OFFICIAL_SCALED, CONV_REF),
         "val sampling only: default, U vs Bal": (DEFAULT_U, DEFAULT),
+        "solver only: 10 batches, Neumann 5 at 1/λ̂ vs CG 20": (CONV_REF, CG_REF),
     }
     for name in modes:
         if name not in cache:
@@ -973,6 +1012,132 @@ def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str
     for label, (a, b) in comparisons.items():
         if a in cache and b in cache:
             out["comparisons"][label] = cosine(cache[a]["hypergrad"], cache[b]["hypergrad"])
+    return out
+
+
+DESCENT_DIRECTIONS = (OFFICIAL, CONV_REF, CG_REF, DEFAULT, THREE, ONE_TERM, CG20_1, HEAD_1, HEAD_10)
+DESCENT_STEP = 1.0  # ‖Δα′‖ of every probe
+
+
+def _val_metrics(bench: Bench, model: nn.Module) -> dict[str, float]:
+    """Balanced CE (the search objective) and balanced error on all of S_V, eval mode."""
+    s = bench.search
+    model.eval()
+    logits = []
+    with torch.no_grad():
+        for i in range(0, len(s.s_val), 1024):
+            logits.append(model(bench.eval_transform(s.s_val.x[i : i + 1024], None)))
+    model.train()
+    z, y = torch.cat(logits), s.s_val.y
+    pred = z.argmax(1)
+    per_class = [float((pred[y == c] != c).float().mean()) for c in range(10)]
+    return {
+        "balanced_ce": float(make_objective("balanced_ce")(z, y, None)),
+        "balanced_error": statistics.mean(per_class),
+    }
+
+
+def _retrain_from(bench: Bench, delta: Tensor, epochs: int) -> dict[str, float]:
+    """From the epoch-E checkpoint, train ``epochs`` more epochs with α′ = α′₀ + delta."""
+    search = bench.make_search(HyperConfig())
+    with torch.no_grad():
+        offset = 0
+        for p in search.space.hparams():
+            p.add_(delta[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+    state = torch.load(bench._ckpt(bench.args.epochs), map_location="cpu", weights_only=False)
+    model = resnet8(10)
+    model.load_state_dict(state["model"])
+    opt = make_optimizer(model, bench.train_cfg)
+    opt.load_state_dict(state["opt"])
+    steps = math.ceil(len(search.s_train) / bench.batch)
+    sched = make_scheduler(opt, bench.train_cfg, steps)
+    sched.load_state_dict(state["sched"])
+
+    def loss_fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+        return search.space.loss(logits, y, g, detach=True)
+
+    e0 = bench.args.epochs
+    run_epochs(
+        "search",
+        model,
+        loss_fn,
+        search.s_train,
+        bench.train_cfg,
+        optimizer=opt,
+        scheduler=sched,
+        seed=bench.args.seed,
+        start_epoch=e0,
+        end_epoch=e0 + epochs,
+        transform=bench.transform,
+    )
+    return _val_metrics(bench, model)
+
+
+def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
+    """Which hypergradient lowers the validation objective? (PROTOCOLS B4, last paragraph.)
+
+    For each cached hypergradient g: α′ ← α′₀ − η g/‖g‖ (η = 1), then one more epoch of θ-training
+    from the epoch-E checkpoint with identical batches and augmentation for every probe (common
+    random numbers), then balanced CE on all of S_V. Δ = L(probe) − L(α′₀); negative is better.
+    Two random unit directions give the size of an uninformative change.
+    """
+    model, _ = bench.trained_model(bench.args.epochs, budget)
+    if model is None:
+        return None
+    cache_path = _fidelity_cache(bench)
+    if not cache_path.is_file():
+        return None
+    fid = torch.load(cache_path, map_location="cpu", weights_only=False)
+    dpath = bench.cache / f"b4-descent-{bench.tag}-epoch{bench.args.epochs}.pt"
+    done: dict[str, Any] = {}
+    if dpath.is_file():
+        done = torch.load(dpath, map_location="cpu", weights_only=False)
+    epochs = 1
+    n = 20
+    g = torch.Generator().manual_seed(bench.args.seed + 17)
+    dirs: dict[str, Tensor] = {}
+    for name in DESCENT_DIRECTIONS:
+        if name in fid and bool(torch.isfinite(fid[name]["hypergrad"]).all()):
+            dirs[name] = fid[name]["hypergrad"].float()
+    for i in range(3):
+        dirs[f"random direction {i + 1}"] = torch.randn(n, generator=g)
+    probes: dict[str, Tensor] = {"none": torch.zeros(n)}
+    for name, d in dirs.items():
+        for sign, label in ((-1.0, "−g"), (1.0, "+g")):
+            probes[f"{name} | {label}"] = sign * DESCENT_STEP * d / d.norm()
+    for name, delta in probes.items():
+        if name in done:
+            continue
+        if not budget.left():
+            print("[descent] budget spent; rerun to resume", flush=True)
+            break
+        t0 = time.perf_counter()
+        done[name] = {**_retrain_from(bench, delta, epochs), "delta": delta.tolist()}
+        torch.save(done, dpath)
+        print(
+            f"[descent] {name}: {done[name]['balanced_ce']:.4f} ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    out: dict[str, Any] = {
+        "step": DESCENT_STEP,
+        "retrain_epochs": epochs,
+        "complete": all(p in done for p in probes),
+        "baseline": done.get("none"),
+        "directions": {},
+    }
+    base = done.get("none")
+    for name in dirs:
+        minus, plus = done.get(f"{name} | −g"), done.get(f"{name} | +g")
+        if base is None or minus is None or plus is None:
+            continue
+        rec: dict[str, Any] = {"minus_g": minus, "plus_g": plus}
+        for metric in ("balanced_ce", "balanced_error"):
+            dm, dp = minus[metric] - base[metric], plus[metric] - base[metric]
+            rec[f"delta_{metric}_minus_g"] = dm
+            rec[f"delta_{metric}_plus_g"] = dp
+            rec[f"slope_{metric}"] = (dm - dp) / 2
+        out["directions"][name] = rec
     return out
 
 
@@ -1062,6 +1227,7 @@ def print_tables(res: dict[str, Any]) -> None:
                     fmt(f.get("cosine_to_ref10_l", math.nan)),
                     fmt(f.get("cosine_to_ref10_delta", math.nan)),
                     fmt(f.get("norm_ratio_to_ref10", math.nan)),
+                    fmt(f.get("cosine_to_cg_ref10", math.nan)),
                     "—" if lam_hat is None else fmt(lam_hat, 2),
                     f"{fmt(bil, 1)} ({src})",
                     fmt(1 + hyper / 20, 2),
@@ -1075,6 +1241,7 @@ def print_tables(res: dict[str, Any]) -> None:
             "cos (l) to ref10",
             "cos (Δ) to ref10",
             "‖g‖/‖g_ref10‖",
+            "cos to CG-ref10",
             "λ̂ (1/step)",
             "bilevel iter / plain step",
             "epoch factor k=20",
@@ -1087,6 +1254,34 @@ def print_tables(res: dict[str, Any]) -> None:
                     ["comparison", "cosine"], [[k, fmt(v)] for k, v in fid["comparisons"].items()]
                 )
             )
+
+
+def print_descent(res: dict[str, Any]) -> None:
+    desc = res.get("descent")
+    if not desc or not desc.get("directions"):
+        return
+    print(
+        f"\n### Validation objective on S_V after {desc['retrain_epochs']} epoch of re-training "
+        f"with α′ moved by ∓{desc['step']:g}·g/‖g‖ (slope = (Δ(−g) − Δ(+g))/2; negative = the "
+        f"hypergradient points uphill as it should)"
+    )
+    base = desc["baseline"]
+    print(
+        f"baseline α′₀: balanced CE {base['balanced_ce']:.4f}, "
+        f"balanced error {base['balanced_error']:.4f}"
+    )
+    rows = [
+        [
+            n,
+            fmt(d["delta_balanced_ce_minus_g"], 4),
+            fmt(d["delta_balanced_ce_plus_g"], 4),
+            fmt(d["slope_balanced_ce"], 4),
+            fmt(d["slope_balanced_error"], 4),
+        ]
+        for n, d in desc["directions"].items()
+    ]
+    hdr = ["direction g", "Δ bal. CE at −g", "Δ bal. CE at +g", "slope bal. CE", "slope bal. err"]
+    print(format_table(hdr, rows))
 
 
 # =============================================================================== main
@@ -1104,7 +1299,10 @@ def main() -> None:
     )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {PARTS}")
     parser.add_argument(
-        "--official-repeats", type=int, default=3, help="timing rounds of the official step"
+        "--official-repeats",
+        type=int,
+        default=3,
+        help="timing rounds of the official step (0: keep the earlier run's figure)",
     )
     parser.add_argument("--epochs", type=int, default=8, help="LA-init training epochs (fidelity)")
     parser.add_argument(
@@ -1156,8 +1354,11 @@ def main() -> None:
             res["torchopt"] = run_torchopt(args)
         else:
             bench = bench or Bench(args)
-            fn = {"train": run_train, "cost": run_cost, "fidelity": run_fidelity}[part]
-            out = fn(bench, budget)
+            if part == "cost":
+                out = run_cost(bench, budget, previous=res.get("cost"))
+            else:
+                fns = {"train": run_train, "fidelity": run_fidelity, "descent": run_descent}
+                out = fns[part](bench, budget)
             if out is not None:
                 res[part] = out
                 res[part]["setup"] = {
@@ -1169,6 +1370,7 @@ def main() -> None:
         res["wall_seconds"][part] = time.perf_counter() - t0
         write_json(args.out, res)
     print_tables(res)
+    print_descent(res)
     print(f"\nwrote {args.out} ({time.perf_counter() - t_start:.0f} s)")
 
 
