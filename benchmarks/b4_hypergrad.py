@@ -1016,7 +1016,6 @@ def summarise_fidelity(cache: dict[str, Any], modes: dict[str, Any]) -> dict[str
 
 
 DESCENT_DIRECTIONS = (OFFICIAL, CONV_REF, CG_REF, DEFAULT, THREE, ONE_TERM, CG20_1, HEAD_1, HEAD_10)
-DESCENT_STEP = 1.0  # ‖Δα′‖ of every probe
 
 
 def _val_metrics(bench: Bench, model: nn.Module) -> dict[str, float]:
@@ -1077,10 +1076,11 @@ def _retrain_from(bench: Bench, delta: Tensor, epochs: int) -> dict[str, float]:
 def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
     """Which hypergradient lowers the validation objective? (PROTOCOLS B4, last paragraph.)
 
-    For each cached hypergradient g: α′ ← α′₀ − η g/‖g‖ (η = 1), then one more epoch of θ-training
-    from the epoch-E checkpoint with identical batches and augmentation for every probe (common
-    random numbers), then balanced CE on all of S_V. Δ = L(probe) − L(α′₀); negative is better.
-    Two random unit directions give the size of an uninformative change.
+    For each cached hypergradient g: α′ ← α′₀ ∓ η g/‖g‖ (η = ``--descent-step``), then one epoch
+    of θ-training from the epoch-E checkpoint with identical batches and augmentation for every
+    probe (common random numbers), then balanced CE on all of S_V. Δ = L(probe) − L(α′₀).
+    slope = (Δ(−g) − Δ(+g))/2 cancels the curvature term; three random directions give the size
+    of an uninformative slope.
     """
     model, _ = bench.trained_model(bench.args.epochs, budget)
     if model is None:
@@ -1089,7 +1089,8 @@ def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
     if not cache_path.is_file():
         return None
     fid = torch.load(cache_path, map_location="cpu", weights_only=False)
-    dpath = bench.cache / f"b4-descent-{bench.tag}-epoch{bench.args.epochs}.pt"
+    step = float(bench.args.descent_step)
+    dpath = bench.cache / f"b4-descent-{bench.tag}-epoch{bench.args.epochs}-step{step:g}.pt"
     done: dict[str, Any] = {}
     if dpath.is_file():
         done = torch.load(dpath, map_location="cpu", weights_only=False)
@@ -1098,14 +1099,17 @@ def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
     g = torch.Generator().manual_seed(bench.args.seed + 17)
     dirs: dict[str, Tensor] = {}
     for name in DESCENT_DIRECTIONS:
-        if name in fid and bool(torch.isfinite(fid[name]["hypergrad"]).all()):
-            dirs[name] = fid[name]["hypergrad"].float()
+        hg = fid[name]["hypergrad"].float() if name in fid else None
+        # a zero hypergradient (e.g. CG stopped at negative curvature on its first step) has no
+        # direction; a non-finite one (a diverged series) none either
+        if hg is not None and bool(torch.isfinite(hg).all()) and float(hg.norm()) > 0:
+            dirs[name] = hg
     for i in range(3):
         dirs[f"random direction {i + 1}"] = torch.randn(n, generator=g)
     probes: dict[str, Tensor] = {"none": torch.zeros(n)}
     for name, d in dirs.items():
         for sign, label in ((-1.0, "−g"), (1.0, "+g")):
-            probes[f"{name} | {label}"] = sign * DESCENT_STEP * d / d.norm()
+            probes[f"{name} | {label}"] = sign * step * d / d.norm()
     for name, delta in probes.items():
         if name in done:
             continue
@@ -1120,7 +1124,7 @@ def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             flush=True,
         )
     out: dict[str, Any] = {
-        "step": DESCENT_STEP,
+        "step": step,
         "retrain_epochs": epochs,
         "complete": all(p in done for p in probes),
         "baseline": done.get("none"),
@@ -1257,9 +1261,12 @@ def print_tables(res: dict[str, Any]) -> None:
 
 
 def print_descent(res: dict[str, Any]) -> None:
-    desc = res.get("descent")
-    if not desc or not desc.get("directions"):
-        return
+    for desc in res.get("descent", {}).values():
+        if isinstance(desc, dict) and desc.get("directions"):
+            _print_descent(desc)
+
+
+def _print_descent(desc: dict[str, Any]) -> None:
     print(
         f"\n### Validation objective on S_V after {desc['retrain_epochs']} epoch of re-training "
         f"with α′ moved by ∓{desc['step']:g}·g/‖g‖ (slope = (Δ(−g) − Δ(+g))/2; negative = the "
@@ -1298,6 +1305,9 @@ def main() -> None:
         "--quick", action="store_true", help="smoke run: small, meaningless numbers"
     )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {PARTS}")
+    parser.add_argument(
+        "--descent-step", type=float, default=1.0, help="‖Δα′‖ of the descent probes"
+    )
     parser.add_argument(
         "--official-repeats",
         type=int,
@@ -1360,13 +1370,18 @@ def main() -> None:
                 fns = {"train": run_train, "fidelity": run_fidelity, "descent": run_descent}
                 out = fns[part](bench, budget)
             if out is not None:
-                res[part] = out
-                res[part]["setup"] = {
+                out["setup"] = {
                     "data": str(bench.npz),
                     "epochs": args.epochs,
                     "threads": torch.get_num_threads(),
                     "quick": args.quick,
                 }
+                if part == "descent":  # one entry per probe step
+                    old = res.get("descent", {})
+                    old = old if "directions" not in old else {}
+                    res["descent"] = {**old, f"step={args.descent_step:g}": out}
+                else:
+                    res[part] = out
         res["wall_seconds"][part] = time.perf_counter() - t0
         write_json(args.out, res)
     print_tables(res)

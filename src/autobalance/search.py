@@ -307,7 +307,8 @@ class AutoBalanceSearch:
                         iterations=h.power_iterations,
                         generator=seeded_generator(self.cfg.seed, 99, device=self.device),
                     )
-                    self._neumann_scale = 1.0 / max(float(lam), 1e-8)
+                    # |λ̂|: on an indefinite Hessian the power iteration can return λ̂ < 0
+                    self._neumann_scale = 1.0 / max(abs(float(lam)), 1e-8)
                 scale = min(h.scale, self._neumann_scale)
             try:
                 hg = implicit_hypergradient(
