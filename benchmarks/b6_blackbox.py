@@ -153,19 +153,7 @@ class Problem:
 
 def build_space(cfg: SearchConfig, s_train: TensorDataset) -> SearchSpace:
     """The search space as ``AutoBalanceSearch`` builds it (S_T counts, preset settings)."""
-    sc = cfg.space
-    return SearchSpace(
-        s_train.class_counts(),
-        kind=sc.kind,
-        search=sc.search,
-        init=sc.init,
-        cluster_size=sc.cluster_size,
-        num_clusters=sc.num_clusters,
-        delta_scale=sc.delta_scale,
-        bounds=sc.bounds(),
-        tau=sc.tau,
-        gamma=sc.gamma,
-    )
+    return cfg.space.build(s_train.class_counts())
 
 
 # ---------------------------------------------------------------------------- AutoBalance

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, get_args, get_origin, get_type_hints
 
 from autobalance.objectives import OBJECTIVES
-from autobalance.search_space import COMPONENTS, INITS, KINDS
+from autobalance.search_space import COMPONENTS, INITS, KINDS, SearchSpace
 from autobalance.train import TrainConfig
 
 METHODS = ("neumann", "cg", "exact")
@@ -48,6 +48,21 @@ class SpaceConfig:
         self.search = tuple(self.search)
         for c in self.search:
             _choice("searched component", c, COMPONENTS)
+
+    def build(self, counts: Any) -> SearchSpace:
+        """The :class:`SearchSpace` these settings describe, over training ``counts``."""
+        return SearchSpace(
+            counts,
+            kind=self.kind,
+            search=self.search,
+            init=self.init,
+            cluster_size=self.cluster_size,
+            num_clusters=self.num_clusters,
+            delta_scale=self.delta_scale,
+            bounds=self.bounds(),
+            tau=self.tau,
+            gamma=self.gamma,
+        )
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         """Symmetric boxes on the raw α′ components (offsets from the init)."""

@@ -172,19 +172,7 @@ class AutoBalanceSearch:
             raise ValueError(f"objective '{config.objective}' needs a dataset with groups")
         self.s_train, self.s_val = split_dataset(train_data, config.val_fraction, config.seed)
         counts = _counts(self.s_train)
-        sc = config.space
-        self.space = SearchSpace(
-            counts,
-            kind=sc.kind,
-            search=sc.search,
-            init=sc.init,
-            cluster_size=sc.cluster_size,
-            num_clusters=sc.num_clusters,
-            delta_scale=sc.delta_scale,
-            bounds=sc.bounds(),
-            tau=sc.tau,
-            gamma=sc.gamma,
-        ).to(self.device)
+        self.space = config.space.build(counts).to(self.device)
         self.objective = make_objective(
             config.objective,
             **({"lam": config.objective_lam} if config.objective in ("blend", "ce_deo") else {}),
