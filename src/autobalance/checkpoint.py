@@ -13,7 +13,7 @@ import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -26,14 +26,15 @@ def _umask_mode() -> int:
 
 
 def _atomic_write(
-    path: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], None]
+    path: str | os.PathLike[str], binary: bool, write: Callable[[IO[Any]], object]
 ) -> Path:
     """Write through ``write(fh)`` to a temp file beside ``path``, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+        fh: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -47,12 +48,12 @@ def _atomic_write(
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Save ``obj`` with ``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
-    return _atomic_write(path, "wb", lambda fh: torch.save(obj, fh))
+    return _atomic_write(path, True, lambda fh: torch.save(obj, fh))
 
 
 def atomic_write_text(text: str, path: str | os.PathLike[str]) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return _atomic_write(path, "w", lambda fh: fh.write(text))
+    return _atomic_write(path, False, lambda fh: fh.write(text))
 
 
 def safe_load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
@@ -68,7 +69,7 @@ def safe_load(path: str | os.PathLike[str], map_location: str | torch.device = "
 
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU, numpy, python) as weights_only-loadable data."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     return {
         "torch": torch.get_rng_state(),
         "numpy": {

@@ -257,7 +257,9 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, Tens
         )
     s = seed if cfg.seed is None else cfg.seed
     o = dict(cfg.options)
-    rho = {} if cfg.imbalance_ratio is None else {"imbalance_ratio": cfg.imbalance_ratio}
+    rho: dict[str, Any] = (
+        {} if cfg.imbalance_ratio is None else {"imbalance_ratio": cfg.imbalance_ratio}
+    )
     name = cfg.name
     if name == "digits_lt":
         return D.load_digits_lt(seed=s, **rho, **o)

@@ -557,8 +557,8 @@ def run_alpha_trajectory(session: Session) -> Outcome:
 
 
 def _last(history: Sequence[Mapping[str, Any]], phase: str, key: str) -> float | None:
-    vals = [r.get(key) for r in history if r.get("phase") == phase and r.get(key) is not None]
-    return float(vals[-1]) if vals else None
+    vals = [float(r[key]) for r in history if r.get("phase") == phase and r.get(key) is not None]
+    return vals[-1] if vals else None
 
 
 def run_error_curves(session: Session) -> Outcome:

@@ -24,7 +24,7 @@ Kinds:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +120,13 @@ class SearchSpace(nn.Module):
             into it by :meth:`clamp_`.
         tau, gamma: init constants for ``la``/``cdt``/``vs``.
     """
+
+    clusters: Tensor
+    counts: Tensor
+    log_prior: Tensor
+    base_log_weight: Tensor
+    base_additive: Tensor
+    base_delta_logit: Tensor
 
     def __init__(
         self,
@@ -236,7 +243,8 @@ class SearchSpace(nn.Module):
         """α′ and the buffers that the effective values are computed from."""
         # Read the module's dicts directly: this runs on every training step.
         buffers = self._buffers
-        return (*self.raw._parameters.values(), *(buffers[name] for name in _KEY_BUFFERS))
+        params = cast(dict[str, Tensor], self.raw._parameters)
+        return (*params.values(), *(cast(Tensor, buffers[name]) for name in _KEY_BUFFERS))
 
     def _cache_key(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...] | None:
         """What the detached effective values depend on; None when it cannot be read."""

@@ -175,6 +175,7 @@ class _FusedParametricCE(torch.autograd.Function):
                 if g_logp is not None:
                     gz.add_(g_logp - logp.exp() * g_logp.sum(1, keepdim=True))
         else:
+            assert g_logp is not None  # backward runs with at least one incoming gradient
             gz = g_logp - gz * g_logp.sum(1, keepdim=True)
         # At most one new (N, K) tensor besides gz, which is reused in place.
         if need_l:
@@ -250,7 +251,7 @@ def _fused_apply(*args: Any) -> Any:
         return _FusedParametricCE.apply(*args)
     # What the stock ``Function.apply`` does next, minus the binding.
     args = unwrap_dead_wrappers(args)
-    return super(torch.autograd.Function, _FusedParametricCE).apply(*args)  # type: ignore[misc]
+    return super(torch.autograd.Function, _FusedParametricCE).apply(*args)
 
 
 def parametric_cross_entropy(
