@@ -12,6 +12,7 @@ Writes ``benchmarks/results/b1_cifar10_lt[_<tag>].json`` and prints the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import torch
 from autobalance import SearchConfig, evaluate, fit, make_loss, make_model, search
 from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, make_image_transform
 from autobalance.data import load_cifar_lt
+from autobalance.presets import load_config
 from autobalance.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
@@ -36,26 +38,12 @@ def default_npz() -> Path:
 
 
 def train_config(scale: str, epochs: int | None) -> TrainConfig:
-    if scale == "paper":  # LDAM-DRW / AutoBalance CIFAR schedule, ResNet-32
-        e = epochs or 200
-        return TrainConfig(
-            epochs=e,
-            batch_size=128,
-            lr=0.1,
-            weight_decay=2e-4,
-            warmup_epochs=5,
-            milestones=(160 / 200, 180 / 200),
-            eval_every=max(1, e // 10),
-        )
-    e = epochs or 30
-    return TrainConfig(
-        epochs=e,
-        batch_size=128,
-        lr=0.1,
-        weight_decay=2e-4,
-        warmup_epochs=2,
-        milestones=(0.75, 0.9),
-        eval_every=max(1, e // 5),
+    """The θ schedule of the matching preset (cifar10-lt-cpu / cifar10-lt), optionally shortened."""
+    preset = "cifar10-lt" if scale == "paper" else "cifar10-lt-cpu"
+    tc = load_config(preset=preset).search.train
+    e = epochs or tc.epochs
+    return dataclasses.replace(
+        tc, epochs=e, eval_every=max(1, e // (10 if scale == "paper" else 5))
     )
 
 
