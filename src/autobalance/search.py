@@ -36,7 +36,7 @@ from autobalance.hypergrad import (
     estimate_max_eigenvalue,
     implicit_hypergradient,
 )
-from autobalance.losses import ParametricCE, parametric_cross_entropy
+from autobalance.losses import ParametricCE
 from autobalance.objectives import make_objective
 from autobalance.search_space import SearchSpace
 from autobalance.train import (
@@ -495,11 +495,9 @@ class AutoBalanceSearch:
         if ckpt is not None and ckpt["phase"] == "retrain":
             r_opt.load_state_dict(ckpt["optimizer"])
             r_sched.load_state_dict(ckpt["scheduler"])
-        frozen = {k: v.detach() for k, v in self.space.effective().items()}
-        frozen_space = self.space
 
         def frozen_loss(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
-            return _parametric(logits, y, g, frozen, frozen_space)
+            return self.space.loss(logits, y, g, detach=True)  # α* is no longer stepped
 
         r_eval = {"test": self.test} if self.test is not None else {}
         self.callbacks.on_phase_start(
@@ -535,24 +533,6 @@ class AutoBalanceSearch:
         return SearchResult(
             alpha_star, trajectory, history, hyper_log, retrain_model, self.space, timings
         )
-
-
-def _parametric(
-    logits: Tensor,
-    y: Tensor,
-    g: Tensor | None,
-    eff: dict[str, Tensor],
-    space: SearchSpace,
-) -> Tensor:
-    grouped = len(space.shape) == 2
-    return parametric_cross_entropy(
-        logits,
-        y,
-        weight=eff["weight"].to(logits.dtype),
-        additive=eff["additive"].to(logits.dtype),
-        multiplicative=eff["multiplicative"].to(logits.dtype),
-        groups=g if grouped else None,
-    )
 
 
 def search(
