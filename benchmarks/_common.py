@@ -158,6 +158,69 @@ def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path
     return path
 
 
+def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
+    """Write JSON to a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1, allow_nan=False, default=_jsonable)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+SUMMARY_METRICS = ("balanced_error", "error", "worst_class_error", "seconds")
+
+
+def update_summary(
+    protocol: str,
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str] = RESULTS_DIR / "summary.json",
+    metrics: Sequence[str] = SUMMARY_METRICS,
+) -> dict[str, Any]:
+    """Merge per-seed rows into ``summary.json``: ``{protocol: {method: {metric: [per seed]}}}``.
+
+    Each row needs ``method`` and ``seed``; a method's lists are ordered by seed (the seeds are
+    under ``"seeds"``) and a rerun seed replaces its earlier value. Other protocols and methods
+    are kept. The file is locked while it is read and rewritten, so concurrent benchmark
+    processes can update it.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        summary = read_json(path) if path.is_file() else {}
+        block = summary.setdefault(protocol, {})
+        for method in sorted({str(r["method"]) for r in rows}):
+            entry = block.get(method, {})
+            by_seed: dict[int, dict[str, Any]] = {}
+            for i, seed in enumerate(entry.get("seeds", [])):
+                by_seed[int(seed)] = {m: entry[m][i] for m in metrics if m in entry}
+            for r in rows:
+                if r["method"] == method:
+                    by_seed[int(r["seed"])] = {m: r[m] for m in metrics if m in r}
+            seeds = sorted(by_seed)
+            block[method] = {"seeds": seeds} | {
+                m: [by_seed[s].get(m) for s in seeds] for m in metrics
+            }
+        write_json_atomic(path, summary)
+    return summary
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table; floats are printed with 2 decimals."""
 
@@ -175,6 +238,9 @@ __all__ = [
     "format_table",
     "make_parser",
     "ratio_timer",
+    "read_json",
     "set_threads",
+    "update_summary",
     "write_json",
+    "write_json_atomic",
 ]

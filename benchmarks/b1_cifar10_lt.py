@@ -1,35 +1,100 @@
-"""B1: CIFAR10-LT (ρ=100) — CE, LA, LDAM-DRW, CDT, VS and AutoBalance side by side.
+"""B1, B1-fit and B1-paper: CIFAR10-LT (ρ=100), baselines against AutoBalance, seed by seed.
 
-Protocol: ../shared/PROTOCOLS.md, B1. The data are the LOSSY-JPEG CIFAR-10 copy in
-``../shared/data`` (relative comparisons only; not comparable to published CIFAR-10 numbers).
+Protocols (../shared/PROTOCOLS.md; exact settings in ``PROTOCOLS`` below and benchmarks/README):
 
-    python benchmarks/b1_cifar10_lt.py [--seeds 0 1 2] [--scale cpu|paper] [--epochs E]
-                                       [--device cpu|cuda] [--methods ce la ...]
+- ``cpu``   (B1, summary key ``b1_cpu``): 12,406 images, ResNet-8, E=30, crop + flip;
+- ``fit``   (B1-fit, ``b1_fit``): n_max=500 (1,236 images), ResNet-8, E=80, no augmentation,
+  so that the network fits its training split before the hyper-steps begin;
+- ``paper`` (B1-paper, ``b1_paper``): the paper's protocol, ResNet-32, 300 epochs (preset
+  ``cifar10-lt``), for a GPU.
 
-Writes ``benchmarks/results/b1_cifar10_lt[_<tag>].json`` and prints the table.
+The data are the LOSSY-JPEG CIFAR-10 copy in ``../shared/data`` (relative comparisons only).
+
+    python benchmarks/b1_cifar10_lt.py --protocol fit --seeds 0 1 2 \\
+        --methods ce la la+tau=2 ldam_drw autobalance autobalance+la_tau
+
+Methods: the CLI's loss names (``ce``, ``la``, ``ldam_drw``, ``cdt``, ``vs``), ``la+tau=X`` (LA
+with τ=X), ``autobalance`` (the library's default search) and ``autobalance+VARIANT`` for the
+variants in ``VARIANTS`` (the ablation levers). Every (method, seed) run is written to
+``results/b1/<protocol>/<method>__s<seed>.json`` as soon as it ends (``--skip-done`` reuses
+them), and ``results/summary.json`` is updated from the runs of the seeds asked for.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from autobalance import SearchConfig, evaluate, fit, make_loss, make_model, search
 from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, make_image_transform
+from autobalance.config import apply_overrides, from_dict, to_dict
 from autobalance.data import load_cifar_lt
+from autobalance.losses import set_value_checks
 from autobalance.presets import load_config
 from autobalance.train import TrainConfig
 
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_cifar10_lt
+    from _common import environment, read_json, update_summary, write_json_atomic
+except ImportError:  # pragma: no cover
+    from benchmarks._common import environment, read_json, update_summary, write_json_atomic
+
 HERE = Path(__file__).resolve().parent
-METHODS = ("ce", "la", "ldam_drw", "cdt", "vs", "autobalance")
+BASELINES = ("ce", "la", "ldam_drw", "cdt", "vs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """One B1 protocol: data size, model, θ schedule (from a preset), augmentation."""
+
+    key: str
+    preset: str
+    arch: str
+    n_max: int | None
+    epochs: int
+    augment: bool
+    search: dict[str, Any]
+
+
+PROTOCOLS = {
+    "cpu": Protocol("b1_cpu", "cifar10-lt-cpu", "resnet8", None, 30, True, {}),
+    # B1-fit: 1,236 images, 100 epochs. ResNet-8 under LA passes 98 % running training
+    # accuracy at epoch 35 and stays at 99.7-100 % from epoch 38 (measured, seed 100), before
+    # the hyper-steps start at 40 % = epoch 40. With 8 θ-steps per epoch, a hyper-step every 4.
+    "fit": Protocol("b1_fit", "cifar10-lt-cpu", "resnet8", 500, 100, False, {"hyper.interval": 4}),
+    "paper": Protocol("b1_paper", "cifar10-lt", "resnet32", None, 300, True, {}),
+}
+
+# The ablation levers: each variant turns one lever of the default off (or on).
+VARIANTS: dict[str, dict[str, Any]] = {
+    # scalar τ of LA, searched (paper Table 1, "AutoBalance: τ of LA")
+    "la_tau": {"space.kind": "la_tau"},
+    # the library's upper level before issue 8: constant α lr 0.05, no weight decay, Δ = 2σ(d)
+    # on its own, Neumann step estimated once, one balanced val batch, no guard
+    "old_default": {
+        "alpha.schedule": "constant",
+        "alpha.weight_decay": 0.0,
+        "alpha.average": 0.0,
+        "hyper.rescale": "once",
+        "hyper.val_sampling": "balanced",
+        "guard.enabled": False,
+    },
+    "no_guard": {"guard.enabled": False},
+    "constant_alpha_lr": {"alpha.schedule": "constant"},
+    "no_alpha_wd": {"alpha.weight_decay": 0.0},
+    "rescale_once": {"hyper.rescale": "once"},
+    "val_batch": {"hyper.val_sampling": "balanced"},
+    "no_average": {"alpha.average": 0.0},
+    "average": {"alpha.average": 0.5},
+    "soft_error": {"objective": "balanced_soft_error"},
+    "late_start": {"hyper_start": 0.75},
+}
 
 
 def default_npz() -> Path:
@@ -37,152 +102,188 @@ def default_npz() -> Path:
     return root / "cifar10_jpeg_lossy" / "cifar10_jpeg_yoongikim.npz"
 
 
-def train_config(scale: str, epochs: int | None) -> TrainConfig:
-    """The θ schedule of the matching preset (cifar10-lt-cpu / cifar10-lt), optionally shortened."""
-    preset = "cifar10-lt" if scale == "paper" else "cifar10-lt-cpu"
-    tc = load_config(preset=preset).search.train
-    e = epochs or tc.epochs
-    return dataclasses.replace(
-        tc, epochs=e, eval_every=max(1, e // (10 if scale == "paper" else 5))
-    )
+def protocol_config(protocol: Protocol, epochs: int | None) -> SearchConfig:
+    """The preset's search config with the protocol's epochs and search settings."""
+    cfg = load_config(preset=protocol.preset).search
+    e = epochs or protocol.epochs
+    if cfg.retrain_train is not None:  # the paper preset retrains on its own schedule
+        r = cfg.retrain_train
+        r_epochs = r.epochs if epochs is None else max(1, round(r.epochs * e / cfg.train.epochs))
+        cfg.retrain_train = dataclasses.replace(r, epochs=r_epochs, eval_every=max(1, e // 10))
+    cfg.train = dataclasses.replace(cfg.train, epochs=e, eval_every=max(1, e // 10))
+    data = apply_overrides(to_dict(cfg), [f"{k}={v}" for k, v in protocol.search.items()])
+    return from_dict(SearchConfig, data)
 
 
-def autobalance_config(seed: int, tc: TrainConfig, device: str, overrides: dict) -> SearchConfig:
-    cfg = SearchConfig(seed=seed, train=tc, device=device)
-    cfg.space.init = "la"
-    cfg.space.search = ("additive", "multiplicative")
-    cfg.warmup_fraction = 0.4
-    for key, value in overrides.items():
-        obj, _, attr = key.rpartition(".")
-        setattr(getattr(cfg, obj) if obj else cfg, attr, value)
-    return cfg
+def method_config(base: SearchConfig, method: str, seed: int, device: str, sets: list[str]):
+    """The SearchConfig of ``autobalance`` / ``autobalance+VARIANT`` plus ``--set`` overrides."""
+    _, _, variant = method.partition("+")
+    if variant and variant not in VARIANTS:
+        raise SystemExit(f"unknown variant '{variant}', expected one of {sorted(VARIANTS)}")
+    pairs = [f"{k}={v}" for k, v in VARIANTS.get(variant, {}).items()] + list(sets)
+    data = apply_overrides(to_dict(base), [*pairs, f"seed={seed}", f"device={device}"])
+    return from_dict(SearchConfig, data)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run_one(
+    method: str,
+    seed: int,
+    *,
+    protocol: Protocol,
+    base: SearchConfig,
+    train,
+    test,
+    device: str,
+    sets: list[str],
+) -> dict[str, Any]:
+    """Train one (method, seed) and return its row (test metrics, seconds, α, guard)."""
+    tc: TrainConfig = base.train
+    tf_train = make_image_transform(protocol.augment, CIFAR10_MEAN, CIFAR10_STD)
+    tf_eval = make_image_transform(False, CIFAR10_MEAN, CIFAR10_STD)
+
+    def model_fn() -> torch.nn.Module:
+        return make_model(protocol.arch, 10)
+
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if method.startswith("autobalance"):
+        cfg = method_config(base, method, seed, device, sets)
+        res = search(
+            cfg, model_fn, train, test_data=None, transform=tf_train, eval_transform=tf_eval
+        )
+        model = res.model
+        start = round(cfg.hyper_start * cfg.train.epochs)
+        search_hist = [r for r in res.history if r["phase"] in ("warmup", "search")]
+        extra = {
+            "config": to_dict(cfg),
+            "alpha": {k: v.tolist() for k, v in res.alpha.items()},
+            "timings": res.timings,
+            "hyper_steps": len(res.hyper_steps),
+            "guard": res.guard,
+            "train_acc_at_hyper_start": search_hist[start - 1]["train_acc"] if start else None,
+            "max_hypergrad_norm": max(
+                (h.get("hypergrad_norm", 0.0) for h in res.hyper_steps), default=0.0
+            ),
+        }
+    else:
+        name, _, opt = method.partition("+")
+        if name not in BASELINES or (opt and not opt.startswith("tau=")):
+            raise SystemExit(f"unknown method '{method}'")
+        opts: dict[str, Any] = {
+            "ldam_drw": {"drw_epoch": int(0.75 * tc.epochs)},
+            "vs": {"gamma": 0.2, "tau": 1.2},
+            "cdt": {"gamma": 0.2},
+        }.get(name, {})
+        if opt:
+            opts["tau"] = float(opt.split("=", 1)[1])
+        torch.manual_seed(seed)
+        # LDAM's s=30 scales cosine logits: its paper and code use a normed head.
+        model = make_model(protocol.arch, 10, norm_head=name == "ldam_drw")
+        hist = fit(
+            model,
+            make_loss(name, class_counts=train.class_counts(), **opts),
+            train,
+            tc,
+            seed=seed,
+            transform=tf_train,
+            eval_transform=tf_eval,
+            device=device,
+        )
+        extra = {"final_train_acc": hist[-1]["train_acc"]}
+    seconds = time.perf_counter() - t0
+    m = evaluate(model, test, transform=tf_eval, device=device)
+    return {
+        "method": method,
+        "seed": seed,
+        "balanced_error": m["balanced_error"],
+        "error": m["error"],
+        "worst_class_error": max(m["class_errors"]),
+        "class_accuracy": [1 - e for e in m["class_errors"]],
+        "seconds": seconds,
+        **extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="cpu")
     p.add_argument("--data", type=Path, default=default_npz(), help="lossy-JPEG CIFAR-10 .npz")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="override E (smoke runs)")
+    p.add_argument("--n-max", type=int, default=None, help="override n_max (smoke runs)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--set", nargs="*", default=[], help="AutoBalance overrides key=value (YAML)")
-    p.add_argument("--tag", default="")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--methods", nargs="+", default=["ce", "la", "ldam_drw", "autobalance"])
+    p.add_argument("--set", nargs="*", default=[], help="AutoBalance overrides key=value")
+    p.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
+    p.add_argument("--tag", default="", help="store runs under <protocol>_<tag>; no summary")
+    p.add_argument("--skip-done", action="store_true", help="reuse finished per-run files")
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 
-    import yaml
-
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        set_value_checks(False)  # the losses' label/finiteness checks sync the host every step
+        torch.backends.cudnn.benchmark = True
     if not args.data.is_file():
         raise SystemExit(f"B1 needs the lossy-JPEG CIFAR-10 npz; not found: {args.data}")
-    tc = train_config(args.scale, args.epochs)
-    arch = "resnet32" if args.scale == "paper" else "resnet8"
-    dev = args.device
-    tf_train = make_image_transform(True, CIFAR10_MEAN, CIFAR10_STD)
-    tf_eval = make_image_transform(False, CIFAR10_MEAN, CIFAR10_STD)
-    results: dict = {
-        "protocol": "B1",
-        "data": "LOSSY JPEG CIFAR-10 (relative only)",
-        "arch": arch,
-        "epochs": tc.epochs,
-        "device": dev,
-        "device_name": torch.cuda.get_device_name()
-        if dev.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "overrides": overrides,
-        "runs": [],
-    }
-    out = args.out or HERE / "results" / f"b1_cifar10_lt{('_' + args.tag) if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial.json")
-    train, test = load_cifar_lt(args.data, imbalance_ratio=100, seed=0)  # the LT subset: seed 0
-    counts = train.class_counts()
+    protocol = PROTOCOLS[args.protocol]
+    if args.n_max is not None:
+        protocol = dataclasses.replace(protocol, n_max=args.n_max)
+    base = protocol_config(protocol, args.epochs)
+    smoke = args.epochs is not None or args.n_max is not None
+    folder = args.results / "b1" / (args.protocol + (f"_{args.tag}" if args.tag else ""))
+    train, test = load_cifar_lt(args.data, imbalance_ratio=100, seed=0, n_max=protocol.n_max)
+    env = environment()
+    env["device_name"] = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine()
+    )
+    rows = []
     for seed in args.seeds:
-
-        def model_fn() -> torch.nn.Module:
-            return make_model(arch, 10)
-
         for method in args.methods:
-            t0 = time.perf_counter()
-            extra: dict = {}
-            if method == "autobalance":
-                cfg = autobalance_config(seed, tc, dev, overrides)
-                res = search(
-                    cfg, model_fn, train, test_data=None, transform=tf_train, eval_transform=tf_eval
-                )
-                model = res.model
-                extra = {
-                    "alpha": {k: v.tolist() for k, v in res.alpha.items()},
-                    "timings": res.timings,
-                    "hyper_steps": len(res.hyper_steps),
-                }
-            else:
-                opts = {"drw_epoch": int(0.75 * tc.epochs)} if method == "ldam_drw" else {}
-                if method == "vs":
-                    opts = {"gamma": 0.2, "tau": 1.2}
-                if method == "cdt":
-                    opts = {"gamma": 0.2}
-                torch.manual_seed(seed)
-                # LDAM's s=30 scales cosine logits: its paper and code use a normed head.
-                model = make_model(arch, 10, norm_head=method == "ldam_drw")
-                fit(
-                    model,
-                    make_loss(method, class_counts=counts, **opts),
-                    train,
-                    tc,
-                    seed=seed,
-                    transform=tf_train,
-                    eval_transform=tf_eval,
-                    device=dev,
-                )
-            wall = time.perf_counter() - t0
-            m = evaluate(model, test, transform=tf_eval, device=dev)
-            row = {
-                "method": method,
-                "seed": seed,
-                "balanced_error": m["balanced_error"],
-                "error": m["error"],
-                "class_accuracy": [1 - e for e in m["class_errors"]],
-                "seconds": wall,
-                **extra,
-            }
-            results["runs"].append(row)
-            partial.write_text(json.dumps(results, indent=1))  # survives a kill mid-run
+            path = folder / f"{method}__s{seed}.json"
+            if args.skip_done and path.is_file():
+                rows.append(read_json(path))
+                print(f"seed {seed} {method:28s} (done) {rows[-1]['balanced_error']:.4f}")
+                continue
+            row = run_one(
+                method,
+                seed,
+                protocol=protocol,
+                base=base,
+                train=train,
+                test=test,
+                device=args.device,
+                sets=args.set,
+            )
+            row.update(
+                protocol=protocol.key,
+                data="LOSSY JPEG CIFAR-10 (relative only)",
+                n_train=len(train),
+                arch=protocol.arch,
+                epochs=base.train.epochs,
+                augment=protocol.augment,
+                overrides=args.set,
+                env=env,
+            )
+            write_json_atomic(path, row)
+            rows.append(row)
             print(
-                f"seed {seed} {method:12s} bal.err {m['balanced_error']:.4f}  {wall:7.1f}s",
+                f"seed {seed} {method:28s} bal.err {row['balanced_error']:.4f}  "
+                f"{row['seconds']:7.1f}s",
                 flush=True,
             )
-
-    summary = {}
+    if not args.tag and not smoke:
+        update_summary(protocol.key, rows, args.results / "summary.json")
+    print(f"\n{protocol.key} ({protocol.arch}, E={base.train.epochs}, n={len(train)}; lossy JPEG)")
     for method in args.methods:
-        rows = [r for r in results["runs"] if r["method"] == method]
-        errs = [r["balanced_error"] for r in rows]
-        summary[method] = {
-            "balanced_error_mean": statistics.mean(errs),
-            "balanced_error_std": statistics.stdev(errs) if len(errs) > 1 else 0.0,
-            "seconds_mean": statistics.mean(r["seconds"] for r in rows),
-        }
-    if "ce" in summary and "autobalance" in summary:
-        summary["time_ratio_autobalance_to_ce"] = (
-            summary["autobalance"]["seconds_mean"] / summary["ce"]["seconds_mean"]
-        )
-    results["summary"] = summary
-    out.write_text(json.dumps(results, indent=1))
-    print(f"\nB1 ({arch}, E={tc.epochs}, {results['device_name']}; lossy-JPEG CIFAR-10)")
-    print(f"{'method':12s} {'bal.err mean':>12s} {'std':>7s} {'time s':>8s}")
-    for method in args.methods:
-        s = summary[method]
-        print(
-            f"{method:12s} {s['balanced_error_mean']:12.4f} {s['balanced_error_std']:7.4f} "
-            f"{s['seconds_mean']:8.1f}"
-        )
-    if "time_ratio_autobalance_to_ce" in summary:
-        print(f"AutoBalance total time / CE time: {summary['time_ratio_autobalance_to_ce']:.2f}")
-    partial.unlink(missing_ok=True)
-    print(f"wrote {out}")
-    return results
+        errs = [r["balanced_error"] for r in rows if r["method"] == method]
+        mean = sum(errs) / len(errs)
+        std = (sum((e - mean) ** 2 for e in errs) / max(1, len(errs) - 1)) ** 0.5
+        print(f"{method:28s} {mean:.4f} ± {std:.4f}  ({len(errs)} seeds)")
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -112,6 +112,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         cfg, exp, run, resume=args.resume, callbacks=progress_callbacks(args.quiet)
     )
     _report(run)
+    from autobalance.report.markdown import guard_sentence
+
+    guard = summary.get("guard") or {}
+    if guard.get("fell_back") or guard.get("rollbacks"):
+        # said even with --quiet: a fallback or rollback changes what the run means
+        print(f"autobalance: warning: {guard_sentence(guard)}", file=sys.stderr)
     _say(args, f"autobalance: {_headline(summary)}")
     _say(args, f"run directory: {run.path} (report.md, alpha.json, model.pt)")
     return 0

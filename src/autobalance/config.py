@@ -17,8 +17,11 @@ from autobalance.train import TrainConfig
 METHODS = ("neumann", "cg", "exact")
 SCOPES = ("full", "head")
 ALPHA_OPTIMIZERS = ("sgd", "adam")
-ALPHA_SCHEDULES = ("constant", "cosine", "step")
-VAL_SAMPLING = ("uniform", "balanced")
+ALPHA_SCHEDULES = ("constant", "cosine", "step", "follow")
+VAL_SAMPLING = ("uniform", "balanced", "full")
+RESCALE = ("once", "epoch", "step")
+# Keys that were renamed: a config using the old name gets one clear error naming the new one.
+RENAMED = {"warmup_fraction": "hyper_start"}
 
 
 def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -78,11 +81,23 @@ class HyperConfig:
     """The hyper-step: how often, on how much data, and how the inverse Hessian is applied.
 
     The official implementation's hyper-step is ``interval=20, train_batches=10,
-    val_batches=10, method="neumann", iterations=5, scale=1.0, scope="full"``; see
-    :meth:`official`. Our default differs where measurements said so (see benchmarks/README).
+    val_batches=10, method="neumann"`` with 5 Hessian-vector products (6 series terms,
+    ``iterations=6``) at step 1.0 over the full network; see :meth:`official`. Our default
+    differs where measurements said so (README, "Differences from the paper").
+
+    - ``interval``: θ-steps between hyper-steps; ``per_epoch`` (when set) overrides it with a
+      number of hyper-steps per epoch, so that small data sets still get enough of them.
+    - ``val_sampling``: ``uniform`` or class-``balanced`` batches of ``val_batch_size``, or
+      ``full``: the whole validation split S_V at every hyper-step (the lowest-variance
+      estimate of the upper objective; cheap when S_V is small).
+    - ``rescale``: when the Neumann step 1/λ̂_max is re-estimated by power iteration
+      (``auto_scale``): ``once`` (first hyper-step only), every ``epoch`` or every ``step``.
+      The curvature grows as training approaches interpolation and after each learning-rate
+      drop, so a step sized once can make the series diverge later (issue 8).
     """
 
     interval: int = 20
+    per_epoch: int | None = None
     train_batches: int = 1
     val_batches: int = 1
     val_batch_size: int | None = None
@@ -91,6 +106,7 @@ class HyperConfig:
     iterations: int = 5
     scale: float = 1.0
     auto_scale: bool = True
+    rescale: str = "epoch"
     power_iterations: int = 8
     damping: float | None = None
     scope: str = "full"
@@ -99,23 +115,33 @@ class HyperConfig:
         _choice("hypergradient method", self.method, METHODS)
         _choice("hypergradient scope", self.scope, SCOPES)
         _choice("val_sampling", self.val_sampling, VAL_SAMPLING)
+        _choice("hyper.rescale", self.rescale, RESCALE)
         for name in ("interval", "train_batches", "val_batches", "iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"hyper.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.per_epoch is not None and self.per_epoch < 1:
+            raise ValueError(f"hyper.per_epoch must be ≥ 1 or null, got {self.per_epoch}")
         if self.scale <= 0:
             raise ValueError(f"hyper.scale must be > 0, got {self.scale}")
 
+    def interval_for(self, steps_per_epoch: int) -> int:
+        """θ-steps between hyper-steps: ``interval``, or ⌊steps/epoch ÷ per_epoch⌋ (≥ 1)."""
+        if self.per_epoch is None:
+            return self.interval
+        return max(1, steps_per_epoch // self.per_epoch)
+
     @classmethod
     def official(cls) -> HyperConfig:
-        """The hyper-step of the official AutoBalance code: full network, 10+10 batches, 5 terms
-        of Neumann at step 1.0, every 20 iterations, uniform validation batches."""
+        """The hyper-step of the official AutoBalance code: full network, 10+10 batches, 5
+        Hessian-vector products (6 Neumann series terms) at step 1.0, every 20 iterations,
+        uniform validation batches, no damping, the step never rescaled."""
         return cls(
             interval=20,
             train_batches=10,
             val_batches=10,
             val_sampling="uniform",
             method="neumann",
-            iterations=5,
+            iterations=6,
             scale=1.0,
             auto_scale=False,
             damping=0.0,
@@ -125,23 +151,81 @@ class HyperConfig:
 
 @dataclass
 class AlphaConfig:
-    """Upper-level optimiser on α′."""
+    """Upper-level optimiser on α′.
+
+    The paper's (§3, "Implementation"): SGD, lr 0.05, momentum 0.9, weight decay 1e-4, decayed
+    with θ's milestones (``schedule="follow"``: α's lr is multiplied by θ's ``lr_decay`` at each
+    of θ's milestones). Weight decay acts on α′, the offsets from the init, so it pulls the
+    loss back toward its initialisation.
+
+    ``average``: α* is the mean of α′ over the epoch-end snapshots of the last ``average``
+    fraction of the search epochs (tail averaging, a variance reduction); 0 keeps the last α′.
+    """
 
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
+    weight_decay: float = 1e-4
+    schedule: str = "follow"
     step_every: int = 10
     step_gamma: float = 0.5
     normalize: bool = False
     clip_norm: float | None = None
+    average: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("alpha optimizer", self.optimizer, ALPHA_OPTIMIZERS)
         _choice("alpha schedule", self.schedule, ALPHA_SCHEDULES)
         if self.lr <= 0:
             raise ValueError(f"alpha.lr must be > 0, got {self.lr}")
+        if not 0 <= self.average < 1:
+            raise ValueError(f"alpha.average must lie in [0, 1), got {self.average}")
+
+
+@dataclass
+class GuardConfig:
+    """Divergence detection and response for the search (issue 8: no silent collapse).
+
+    At every hyper-step, a hypergradient whose norm exceeds ``spike`` × the median of the last
+    ``window`` applied norms is clipped to that bound (logged as ``spike``). At the end of every
+    search epoch the whole validation split S_V is scored; the search has *diverged* when its
+    balanced error exceeds the value at the start of the search by more than
+    max(``margin``, noise), or when every searched α′ entry sits on a bound of its box. On
+    divergence, θ, α′ and both optimisers are rolled back to the last healthy epoch end and α's
+    lr is multiplied by ``shrink``; after ``max_rollbacks`` rollbacks α is frozen. At the end,
+    when the final validation balanced error is worse than at the start of the search by more
+    than ``fallback_margin`` + noise, α* falls back to its initialisation, and the run's summary
+    says so. noise = ``z`` × the worst-case standard error of a balanced error on S_V
+    (:func:`autobalance.guard.balanced_error_se`); ``z = 0`` gives the literal rules.
+
+    ``reference``: also train, from the start of the search, a reference θ with the init loss
+    on the same batches (:class:`autobalance.guard.ReferenceTrajectory`; the θ-steps of the
+    search epochs once more, no hyper-steps). The fallback then compares the searched θ with
+    it, allowing only ``fallback_margin``: α* is never worse on S_V than its initialisation.
+    """
+
+    enabled: bool = True
+    spike: float = 10.0
+    window: int = 20
+    margin: float = 0.1
+    shrink: float = 0.5
+    max_rollbacks: int = 3
+    fallback: bool = True
+    fallback_margin: float = 0.0
+    z: float = 2.0
+    reference: bool = True
+
+    def __post_init__(self) -> None:
+        if self.spike <= 1:
+            raise ValueError(f"guard.spike must be > 1, got {self.spike}")
+        if self.window < 1:
+            raise ValueError(f"guard.window must be ≥ 1, got {self.window}")
+        if not 0 < self.shrink < 1:
+            raise ValueError(f"guard.shrink must lie in (0, 1), got {self.shrink}")
+        if self.z < 0:
+            raise ValueError(f"guard.z must be ≥ 0, got {self.z}")
+        if self.max_rollbacks < 0:
+            raise ValueError(f"guard.max_rollbacks must be ≥ 0, got {self.max_rollbacks}")
 
 
 @dataclass
@@ -153,13 +237,14 @@ class SearchConfig:
     objective: str = "balanced_ce"
     objective_lam: float | None = None
     objective_temperature: float | None = None
-    warmup_fraction: float = 0.4
+    hyper_start: float = 0.4
     retrain: bool = True
     eval_train: bool = False
     device: str = "cpu"
     space: SpaceConfig = field(default_factory=SpaceConfig)
     hyper: HyperConfig = field(default_factory=HyperConfig)
     alpha: AlphaConfig = field(default_factory=AlphaConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     retrain_train: TrainConfig | None = None
 
@@ -167,8 +252,8 @@ class SearchConfig:
         _choice("objective", self.objective, OBJECTIVES)
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.hyper_start < 1:
+            raise ValueError(f"hyper_start must lie in [0, 1), got {self.hyper_start}")
 
     def retrain_config(self) -> TrainConfig:
         return self.retrain_train if self.retrain_train is not None else self.train
@@ -219,6 +304,9 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict, rejecting unknown keys with the valid ones."""
     hints = get_type_hints(cls)
     names = [f.name for f in fields(cls)]
+    for old, new in RENAMED.items():
+        if old in data and old not in names:
+            raise ValueError(f"config key '{prefix}{old}' was renamed to '{prefix}{new}'")
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ValueError(f"Unknown config key(s) {[prefix + u for u in unknown]}; valid: {names}")
@@ -263,8 +351,10 @@ __all__ = [
     "ALPHA_OPTIMIZERS",
     "ALPHA_SCHEDULES",
     "METHODS",
+    "RESCALE",
     "SCOPES",
     "AlphaConfig",
+    "GuardConfig",
     "HyperConfig",
     "SearchConfig",
     "SpaceConfig",

@@ -7,8 +7,10 @@ runner that executes them through the library API (:func:`autobalance.runs.run_s
 :func:`autobalance.runs.run_train`, never a copy of a training loop) and the paper's published
 numbers with the table and row each one comes from. Entries today:
 
-- ``table1``: CIFAR10-LT (ρ = 100) balanced test error of CE, LA, LDAM-DRW, CDT, VS and
-  AutoBalance (l & Δ, LA init): paper Table 1;
+- ``table1``: CIFAR10-LT (ρ = 100) balanced test error of CE, LA, LDAM-DRW, CDT, VS and the
+  five AutoBalance rows of paper Table 1 (τ of LA; l; Δ; Δ&l; Δ&l with LA init), each row a
+  method label with the config changes that give it; the paper's numbers are stored for all
+  four columns of Table 1 (CIFAR10-LT, CIFAR100-LT, ImageNet-LT, iNaturalist);
 - ``fig3``: l and Δ per class cluster over the epochs of one search: paper Fig. 3;
 - ``fig4``: train / validation / test balanced error over the epochs of a search: paper Fig. 4.
 
@@ -43,8 +45,10 @@ a personalized-augmentation config, which does not exist yet)::
     #         search.objective_lam per label, runner=run_pareto (plots via report.plot_pareto)
 
 Paper numbers: only values read in a text of the paper (or in a transcription of it, named by
-``Reproduction.paper_source``) are stored, each with its table, row and column; a number we
-could not find is ``None`` and prints as ``n/a``. Never fill one in from memory.
+``Reproduction.paper_source``) are stored, each with its table, row and column (``dataset``);
+a number we could not find is ``None`` and prints as ``n/a``. Never fill one in from memory.
+A run compares with the column of its dataset when the paper has one, else with the first of
+``Reproduction.paper_datasets``.
 """
 
 from __future__ import annotations
@@ -82,12 +86,15 @@ REPORT_FILE = "report.md"
 PAPER = (
     "Li et al. 2021, AutoBalance: Optimized Loss Functions for Imbalanced Data, arXiv 2201.01212"
 )
-# Where the paper's values below were read. The primary PDF / HTML was not reachable from the
-# machine this was written on; a public GitHub Markdown summary of the paper reproduces Table 1.
-TABLE1_SOURCE = (
-    "transcribed from a public summary of the paper (GitHub Markdown) that reproduces Table 1; "
-    "check against arXiv 2201.01212, Table 1 before quoting"
-)
+# Table 1's columns: our dataset name -> the paper's column label. Values were read in the
+# paper's text (arXiv 2201.01212, Table 1, "balanced test error (%), mean of 3 runs"; its caption
+# says "balanced accuracy" but the values are errors).
+TABLE1_COLUMNS: dict[str, str] = {
+    "cifar10_lt": "CIFAR10-LT",
+    "cifar100_lt": "CIFAR100-LT",
+    "imagenet_lt": "ImageNet-LT",
+    "inat2018": "iNaturalist",
+}
 LOSSY_JPEG = "lossy JPEG CIFAR-10, not comparable to the paper's numbers in absolute terms"
 DATASET_CAVEATS: dict[str, str] = {"cifar10_jpeg_lt": LOSSY_JPEG}
 METRIC_LABELS: dict[str, str] = {
@@ -104,6 +111,11 @@ DISPLAY: dict[str, str] = {
     "cdt": "CDT",
     "vs": "VS",
     "autobalance": "AutoBalance",
+    # the AutoBalance rows of Table 1 other than the preset's (Δ&l, LA init)
+    "autobalance+la_tau": "AutoBalance: τ of LA",
+    "autobalance+l": "AutoBalance: l",
+    "autobalance+delta": "AutoBalance: Δ",
+    "autobalance+dl": "AutoBalance: Δ&l",
 }
 
 
@@ -117,6 +129,8 @@ class PaperValue:
         metric: our metric key (``balanced_error``, ``deo``, ...).
         value: the number **in percent, as printed**; ``None`` when it was not found.
         where: table / figure, row and column, e.g. "Table 1, row 'LA loss', CIFAR10-LT".
+        dataset: our name of the dataset (column) the number is on, e.g. ``cifar100_lt``;
+            ``None`` when the table has one column only.
     """
 
     label: str
@@ -124,6 +138,7 @@ class PaperValue:
     metric: str
     value: float | None
     where: str
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,8 @@ class Reproduction:
         metrics: test metrics compared with the paper (table runners).
         paper: published numbers (:class:`PaperValue`).
         paper_says: qualitative statements of the paper, printed as they were found.
-        paper_datasets: the datasets the paper's numbers are on (others get a caveat).
+        paper_datasets: the datasets the reproduction's runs are compared on (others get a
+            caveat); the first is the default column of :meth:`paper_value`.
         overrides: config overrides applied to every method, before ``--set``.
         method_overrides: per method label, overrides applied before ``--set``.
         seeds: default seeds.
@@ -178,12 +194,31 @@ class Reproduction:
     seeds: tuple[int, ...] = (0,)
     paper_source: str = ""
 
-    def paper_value(self, method: str, metric: str) -> PaperValue | None:
-        """The published number for (method, metric), if the paper has that row."""
+    def paper_value(
+        self, method: str, metric: str, dataset: str | None = None
+    ) -> PaperValue | None:
+        """The published number for (method, metric) on ``dataset`` (default: the first of
+        ``paper_datasets``), if the paper has that row and column."""
+        column = dataset if dataset is not None else self.primary_dataset()
         for p in self.paper:
-            if p.method == method and p.metric == metric:
+            if p.method == method and p.metric == metric and p.dataset in (None, column):
                 return p
         return None
+
+    def paper_row(self, method: str, metric: str) -> list[PaperValue]:
+        """Every published number for (method, metric), one per column, in table order."""
+        return [p for p in self.paper if p.method == method and p.metric == metric]
+
+    def primary_dataset(self) -> str | None:
+        """The column a run is compared with when its dataset is not one of the paper's."""
+        return self.paper_datasets[0] if self.paper_datasets else None
+
+    def column_for(self, dataset: str) -> str | None:
+        """The paper column a run on ``dataset`` is compared with: its own when the paper has
+        numbers on it, else :meth:`primary_dataset`."""
+        if any(p.dataset == dataset for p in self.paper):
+            return dataset
+        return self.primary_dataset()
 
 
 def base_method(label: str) -> str:
@@ -197,7 +232,10 @@ def is_search(label: str) -> bool:
 
 
 def display(label: str) -> str:
-    """Human name of a method label (``ldam_drw`` → ``LDAM-DRW``)."""
+    """Human name of a method label (``ldam_drw`` → ``LDAM-DRW``, ``autobalance+l`` →
+    ``AutoBalance: l``; an unlisted variant ``autobalance+x`` → ``AutoBalance (x)``)."""
+    if label in DISPLAY:
+        return DISPLAY[label]
     base, _, variant = label.partition("+")
     name = DISPLAY.get(base, base)
     return f"{name} ({variant})" if variant else name
@@ -294,7 +332,7 @@ def caveats(plan: Plan) -> list[str]:
     ds = cfg.dataset.name
     if ds in DATASET_CAVEATS:
         out.append(DATASET_CAVEATS[ds])
-    elif rep.paper_datasets and ds not in rep.paper_datasets:
+    elif rep.paper_datasets and ds not in rep.paper_datasets and rep.column_for(ds) != ds:
         out.append(
             f"dataset '{ds}' is not the paper's ({', '.join(rep.paper_datasets)}): the paper's "
             "results are context only"
@@ -319,11 +357,24 @@ def describe_plan(plan: Plan) -> str:
         f"  seeds {list(plan.seeds)}; output {plan.out}",
     ]
     total = 0
+    column = rep.column_for(cfg.dataset.name)
     for m in plan.methods:
         e = estimated_epochs(plan.config(m, plan.seeds[0]), m)
         total += e * len(plan.seeds)
         kind = "search + retrain" if is_search(m) else "train"
-        lines.append(f"  {display(m):<24} {kind:<17} {e:>4} epochs per seed")
+        line = f"  {display(m):<24} {kind:<17} {e:>4} epochs per seed"
+        for metric in rep.metrics:
+            pv = rep.paper_value(m, metric, column)
+            if pv is not None and pv.value is not None:
+                short = METRIC_LABELS.get(metric, metric)
+                line += f"; paper '{pv.label}' {short} {fmt(pv.value, 2)}"
+                others = [p for p in rep.paper_row(m, metric) if p.dataset not in (None, column)]
+                if others:
+                    line += " (" + ", ".join(
+                        f"{_column_label(p)} {fmt(p.value, 2)}" for p in others
+                    )
+                    line += ")"
+        lines.append(line)
     n_m, n_s = len(plan.methods), len(plan.seeds)
     lines.append(
         f"  total: {total} epochs ({n_m} method{'s' * (n_m != 1)} x {n_s} seed{'s' * (n_s != 1)})"
@@ -423,6 +474,10 @@ class Session:
         return summary, run
 
 
+def _column_label(p: PaperValue) -> str:
+    return TABLE1_COLUMNS.get(p.dataset or "", p.dataset or "")
+
+
 def _pct(v: float | None) -> str:
     return fmt(v, 4, percent=True)
 
@@ -445,6 +500,7 @@ def run_table(session: Session) -> Outcome:
     value (percent). At paper scale a column gives ``ours − paper`` (percentage points)."""
     plan = session.plan
     rep = plan.reproduction
+    column = rep.column_for(plan.config(plan.methods[0], plan.seeds[0]).dataset.name)
     per_method: dict[str, Any] = {}
     for seed in plan.seeds:
         for m in plan.methods:
@@ -468,7 +524,7 @@ def run_table(session: Session) -> Outcome:
         labels = []
         for metric in rep.metrics:
             stats = _ours([s["test"].get(metric) for s in sums])
-            pv = rep.paper_value(m, metric)
+            pv = rep.paper_value(m, metric, column)
             value = pv.value if pv is not None else None
             row += [_ours_cell(stats), fmt(value, 2)]
             if plan.scale == "paper":
@@ -481,7 +537,7 @@ def run_table(session: Session) -> Outcome:
         row += [f"{np.mean([s['seconds'] for s in sums]):.1f}", ", ".join(labels) or "not in paper"]
         rows.append(row)
         data[m] = record
-    paper_only = [p for p in rep.paper if p.method is None]
+    paper_only = [p for p in rep.paper if p.method is None and p.dataset in (None, column)]
     for label in dict.fromkeys(p.label for p in paper_only):
         row = [f"[paper] {label}"]
         for metric in rep.metrics:
@@ -493,7 +549,11 @@ def run_table(session: Session) -> Outcome:
     return Outcome(
         headers,
         rows,
-        data={"methods": data, "paper_only": [to_jsonable(p.__dict__) for p in paper_only]},
+        data={
+            "methods": data,
+            "paper_column": column,
+            "paper_only": [to_jsonable(p.__dict__) for p in paper_only],
+        },
     )
 
 
@@ -597,40 +657,76 @@ def run_error_curves(session: Session) -> Outcome:
 
 # ---------------------------------------------------------------------- registry
 
-_CIFAR10_T1 = "Table 1, column CIFAR10-LT"
+
+def table1_row(
+    label: str, method: str | None, values: Sequence[float | None]
+) -> tuple[PaperValue, ...]:
+    """One row of the paper's Table 1 (balanced test error, %), one :class:`PaperValue` per
+    column, ``values`` in the order of :data:`TABLE1_COLUMNS`."""
+    if len(values) != len(TABLE1_COLUMNS):
+        raise ValueError(f"Table 1 has {len(TABLE1_COLUMNS)} columns, got {len(values)} values")
+    return tuple(
+        PaperValue(
+            label, method, "balanced_error", v, f"Table 1, row '{label}', column {col}", dataset
+        )
+        for (dataset, col), v in zip(TABLE1_COLUMNS.items(), values)
+    )
+
+
+# The AutoBalance rows of Table 1 as configs. The paper (Sec. 3, "Results and discussion"):
+# the first version tunes the LA loss's τ (l_y = τ log π_y); the next three tune l, Δ and l&Δ
+# from the "consistent weighted-CE" initialisation (Sec. 2: "Our algorithm will be initialized
+# with a consistent weighted-CE"; "initialized with LA loss with τ = 1 (rather than balanced
+# CE)" for the last row), i.e. our init 'balanced' (w ∝ 1/π, l = 0, Δ = 1); the last row starts
+# from LA (τ = 1). τ of LA starts from the LA loss itself (τ = 1; the paper does not say).
+_SEARCH_ROWS: dict[str, tuple[str, ...]] = {
+    "autobalance+la_tau": (
+        "search.space.kind=la_tau",
+        "search.space.search=[additive]",
+        "search.space.init=la",
+    ),
+    "autobalance+l": ("search.space.search=[additive]", "search.space.init=balanced"),
+    "autobalance+delta": ("search.space.search=[multiplicative]", "search.space.init=balanced"),
+    "autobalance+dl": (
+        "search.space.search=[additive, multiplicative]",
+        "search.space.init=balanced",
+    ),
+    "autobalance": ("search.space.search=[additive, multiplicative]", "search.space.init=la"),
+}
+
 REPRODUCTIONS: dict[str, Reproduction] = {
     "table1": Reproduction(
         name="table1",
         description="CIFAR10-LT (rho=100) balanced test error: CE, LA, LDAM-DRW, CDT, VS, "
-        "AutoBalance",
+        "AutoBalance (5 search spaces)",
         presets={"cpu": "cifar10-lt-cpu", "paper": "cifar10-lt"},
-        methods=("ce", "la", "ldam_drw", "cdt", "vs", "autobalance"),
+        methods=("ce", "la", "ldam_drw", "cdt", "vs", *_SEARCH_ROWS),
         runner=run_table,
-        citation=f"{PAPER}, Table 1, column CIFAR10-LT",
-        paper_source=TABLE1_SOURCE,
+        citation=f"{PAPER}, Table 1 (balanced test error, %, mean of 3 runs)",
         paper=(
-            # Table 1, row 'Cross-Entropy', CIFAR10-LT: 30.45
-            PaperValue("Cross-Entropy", "ce", "balanced_error", 30.45, _CIFAR10_T1),
-            # Table 1, row 'LA loss [53]', CIFAR10-LT: 23.13
-            PaperValue("LA loss [53]", "la", "balanced_error", 23.13, _CIFAR10_T1),
-            # Table 1, row 'LDAM [8]', CIFAR10-LT: 26.37 (the transcription names the row LDAM;
-            # whether it used DRW is not stated there)
-            PaperValue("LDAM [8]", "ldam_drw", "balanced_error", 26.37, _CIFAR10_T1),
-            # Table 1, row 'CDT loss [67]', CIFAR10-LT: 20.73
-            PaperValue("CDT loss [67]", "cdt", "balanced_error", 20.73, _CIFAR10_T1),
+            # Table 1 as printed, columns CIFAR10-LT, CIFAR100-LT, ImageNet-LT, iNaturalist.
+            *table1_row("Cross-Entropy", "ce", (30.45, 62.69, 55.47, 39.72)),
+            # the row is 'LDAM loss [8]'; our baseline is LDAM-DRW (the paper does not say DRW)
+            *table1_row("LDAM loss [8]", "ldam_drw", (26.37, 59.47, 54.21, 35.63)),
+            *table1_row("LA loss (τ = 1) [53]", "la", (23.13, 58.96, 52.46, 34.06)),
+            *table1_row("CDT loss [67]", "cdt", (20.73, 57.26, 53.47, 34.46)),
             # Table 1 has no VS-loss row
-            PaperValue("(no VS row in Table 1)", "vs", "balanced_error", None, _CIFAR10_T1),
-            # Table 1, row 'AutoBalance: Δ&l, LA init', CIFAR10-LT: 21.15 (our preset's init)
-            PaperValue(
-                "AutoBalance: Δ&l, LA init", "autobalance", "balanced_error", 21.15, _CIFAR10_T1
+            PaperValue("(no VS row in Table 1)", "vs", "balanced_error", None, "Table 1"),
+            *table1_row(
+                "AutoBalance: τ of LA loss", "autobalance+la_tau", (21.82, 58.68, 52.39, 34.19)
             ),
-            # Table 1, row 'AutoBalance: Δ&l' (default init), CIFAR10-LT: 21.39
-            PaperValue("AutoBalance: Δ&l", None, "balanced_error", 21.39, _CIFAR10_T1),
+            *table1_row("AutoBalance: l", "autobalance+l", (23.02, 58.71, 52.60, 34.35)),
+            *table1_row("AutoBalance: Δ", "autobalance+delta", (22.59, 58.40, 53.02, 34.37)),
+            *table1_row("AutoBalance: Δ&l", "autobalance+dl", (21.39, 56.84, 51.74, 33.41)),
+            *table1_row("AutoBalance: Δ&l, LA init", "autobalance", (21.15, 56.70, 50.91, 33.25)),
         ),
         paper_datasets=("cifar10_lt",),
         overrides=("dataset.seed=0",),  # one long-tailed subset (B1); seeds vary training only
-        # LDAM's s = 30 scales cosine logits: its paper and code use a normed head (as B1 does)
-        method_overrides={"ldam_drw": ("model.options.norm_head=true",)},
+        method_overrides={
+            # LDAM's s = 30 scales cosine logits: its paper and code use a normed head (as B1)
+            "ldam_drw": ("model.options.norm_head=true",),
+            **_SEARCH_ROWS,
+        },
     ),
     "fig3": Reproduction(
         name="fig3",
@@ -650,14 +746,12 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         methods=("autobalance",),
         runner=run_error_curves,
         citation=f"{PAPER}, Fig. 4 (train / validation / test error during the search)",
-        paper_source="the statements below are from the public summary that gives Table 1 "
-        "(translated); check against arXiv 2201.01212, Sec. 5 / Fig. 4 before quoting",
         paper_says=(
-            # Fig. 4 discussion, as given by the same summary as Table 1 (translated)
-            "the training error goes to zero while the validation error overfits only mildly "
-            "and tracks the test error",
-            "of the validation sizes tried (validation/training 1/40, 1/8, 1/4), 1/4 gave the "
-            "lowest test balanced error (our val_fraction 0.2 is that 1/4 ratio)",
+            # Sec. 2.2, "Why is train-validation split critical?", on Fig. 4 (CIFAR10-LT search
+            # phase, several validation sizes, fixed training size)
+            "training loss always overfits (dotted) until zero error whereas validation loss "
+            "mildly overfits (dashed vs solid)",
+            "larger validation does help improve test accuracy (compare solid lines)",
         ),
         paper_datasets=("cifar10_lt",),
         overrides=("dataset.seed=0", "search.eval_train=true"),

@@ -465,6 +465,7 @@ def run_search(
             "timings": dict(result.timings),
             "hyper_steps": {"applied": applied, "skipped": len(result.hyper_steps) - applied},
             "alpha": {k: v.detach().cpu() for k, v in result.alpha.items()},
+            "guard": result.guard,
         },
     )
     run.write_json(SUMMARY, summary)

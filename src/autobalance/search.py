@@ -10,10 +10,17 @@ Phases:
 The loop only emits events (``autobalance.events``); progress, files and plots are callbacks.
 A checkpoint is written at the end of every epoch; :meth:`AutoBalanceSearch.run` resumes from
 it and replays the remaining epochs exactly (all randomness is seeded per (phase, epoch)).
+
+Stability (``SearchConfig.guard``, :class:`autobalance.guard.SearchGuard`): hypergradient
+spikes are clipped, a search whose validation balanced error runs away is rolled back with a
+smaller α step, and an α* that ends worse on S_V than its initialisation falls back to it; the
+result's ``guard`` report says what happened.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -31,16 +38,16 @@ from autobalance.data.counts import group_counts
 from autobalance.data.dataset import TensorDataset
 from autobalance.data.splits import stratified_split
 from autobalance.events import Callback, CallbackList
-from autobalance.hypergrad import (
-    NonFiniteHypergradient,
-    estimate_max_eigenvalue,
-    implicit_hypergradient,
-)
+from autobalance.guard import ReferenceTrajectory, SearchGuard
+from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
+from autobalance.hypergrad.eigen import power_iteration
 from autobalance.losses import ParametricCE
 from autobalance.objectives import make_objective
 from autobalance.search_space import SearchSpace
 from autobalance.train import (
     Transform,
+    decay_factor,
+    evaluate,
     identity_transform,
     make_optimizer,
     make_scheduler,
@@ -49,6 +56,7 @@ from autobalance.train import (
 )
 
 PHASES = ("warmup", "search", "retrain")
+log = logging.getLogger("autobalance")
 _PHASE_ID = {"warmup": 1, "search": 1, "retrain": 2}
 
 
@@ -101,7 +109,9 @@ class SearchResult:
 
     ``alpha``: effective (w, l, Δ) per class (K,) or per cell (K, G) at the end of the search;
     ``trajectory``: α per epoch; ``history``: metrics per epoch; ``model``: the retrained θ
-    (or the searched one when retraining is off); ``space``: the search space holding α*.
+    (or the searched one when retraining is off); ``space``: the search space holding α*;
+    ``guard``: the stability report (rollbacks, clipped spikes, whether α* fell back to its
+    initialisation and why; see :class:`autobalance.guard.SearchGuard`).
     """
 
     alpha: dict[str, Tensor]
@@ -111,6 +121,7 @@ class SearchResult:
     model: nn.Module
     space: SearchSpace
     timings: dict[str, float] = field(default_factory=dict)
+    guard: dict[str, Any] = field(default_factory=dict)
 
     def loss_module(self) -> ParametricCE:
         """α* as a plain, frozen ``nn.Module`` loss for any training loop."""
@@ -190,6 +201,9 @@ class AutoBalanceSearch:
         )
         self._val_index = self._val_sampler_index()
         self._neumann_scale: float | None = None
+        self._scale_epoch = -1
+        self._eigvec: tuple[Tensor, ...] | None = None
+        self.guard = SearchGuard(config.guard, self.space, _counts(self.s_val))
 
     # ------------------------------------------------------------------ helpers
     def _new_model(self) -> nn.Module:
@@ -211,6 +225,7 @@ class AutoBalanceSearch:
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
         if a.schedule == "step":
             return torch.optim.lr_scheduler.StepLR(opt, a.step_every, a.step_gamma)
+        # constant, or "follow": the hook sets lr = base · θ's decay factor before each step
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
     def _val_sampler_index(self) -> list[Tensor]:
@@ -226,8 +241,13 @@ class AutoBalanceSearch:
             return torch.cat(picks)
         return torch.randint(len(data), (n,), generator=gen)
 
-    def _batch(self, data: TensorDataset, index: Tensor, gen: torch.Generator | None):
-        x = self.transform(data.x[index].to(self.device), gen)
+    def _batch(
+        self, data: TensorDataset, index: Tensor, gen: torch.Generator | None, *, train: bool = True
+    ):
+        """(x, y, groups) of ``index`` on the device; training batches are augmented, validation
+        batches (``train=False``) get the evaluation transform: L_val scores clean inputs."""
+        tf = self.transform if train else self.eval_transform
+        x = tf(data.x[index].to(self.device), gen)
         g = None if data.groups is None else data.groups[index].to(self.device)
         return x, data.y[index].to(self.device), g
 
@@ -257,6 +277,7 @@ class AutoBalanceSearch:
         alpha_opt: torch.optim.Optimizer,
         gen: torch.Generator,
         weight_decay: float,
+        epoch: int = 0,
     ) -> dict[str, Any]:
         """One step on α along the implicit hypergradient (Algorithm 1, line "update α")."""
         h = self.cfg.hyper
@@ -274,27 +295,30 @@ class AutoBalanceSearch:
                 idx = self._sample(self.s_train, bs, gen, balanced=False)
                 x, y, g = self._batch(self.s_train, idx, gen)
                 train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / h.train_batches
-            val_loss = torch.zeros((), device=self.device)
-            for _ in range(h.val_batches):
-                idx = self._sample(self.s_val, vbs, gen, balanced=h.val_sampling == "balanced")
-                x, y, g = self._batch(self.s_val, idx, None)
-                val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
+            val_loss = self._val_loss(logits_fn, gen, vbs)
             model.train(was_training)
             train_grads = torch.autograd.grad(train_loss, params, create_graph=True)
             scale = h.scale
             if h.method == "neumann" and h.auto_scale:
-                if self._neumann_scale is None:
+                stale = h.rescale == "step" or (h.rescale == "epoch" and epoch != self._scale_epoch)
+                if self._neumann_scale is None or stale:
+                    self._scale_epoch = epoch
 
                     def matvec(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
                         hv = torch.autograd.grad(train_grads, params, v, retain_graph=True)
                         return tuple(a + damping * b for a, b in zip(hv, v, strict=True))
 
-                    lam = estimate_max_eigenvalue(
-                        matvec,
-                        tuple(p.detach() for p in params),
-                        iterations=h.power_iterations,
-                        generator=seeded_generator(self.cfg.seed, 99, device=self.device),
-                    )
+                    if self._eigvec is None:  # random start, all power iterations
+                        gen0 = seeded_generator(self.cfg.seed, 99, device=self.device)
+                        start = tuple(
+                            torch.randn(p.shape, generator=gen0, dtype=p.dtype, device=p.device)
+                            for p in params
+                        )
+                        n_power = h.power_iterations
+                    else:  # warm start from the last top eigenvector: a quarter of them
+                        start, n_power = self._eigvec, max(2, h.power_iterations // 4)
+                    lam, vec = power_iteration(matvec, start, n_power)
+                    self._eigvec = vec
                     # |λ̂|: on an indefinite Hessian the power iteration can return λ̂ < 0
                     self._neumann_scale = 1.0 / max(abs(float(lam)), 1e-8)
                 scale = min(h.scale, self._neumann_scale)
@@ -314,11 +338,16 @@ class AutoBalanceSearch:
                 return {"applied": False, "reason": str(exc), "val_loss": float(val_loss.detach())}
         alpha_opt.zero_grad(set_to_none=True)
         norm = math.sqrt(sum(float((g * g).sum()) for g in hg))
+        if not math.isfinite(norm):
+            return {"applied": False, "reason": "non-finite hypergradient norm"}
         factor = 1.0
         if self.cfg.alpha.normalize and norm > 0:
             factor = 1.0 / norm
         elif self.cfg.alpha.clip_norm is not None and norm > self.cfg.alpha.clip_norm:
             factor = self.cfg.alpha.clip_norm / norm
+        spike_bound = self.guard.spike_bound(norm)
+        if spike_bound is not None:
+            factor = min(factor, spike_bound / norm)
         for p, g in zip(hparams, hg, strict=True):
             p.grad = g.detach() * factor
         alpha_opt.step()
@@ -328,8 +357,66 @@ class AutoBalanceSearch:
             "val_loss": float(val_loss.detach()),
             "train_loss": float(train_loss.detach()),
             "hypergrad_norm": norm,
+            "spike_clipped": spike_bound is not None,
+            "alpha_lr": float(alpha_opt.param_groups[0]["lr"]),
             "neumann_scale": scale if h.method == "neumann" else None,
         }
+
+    def _val_loss(
+        self, logits_fn: Callable[[Tensor], Tensor], gen: torch.Generator, batch_size: int
+    ) -> Tensor:
+        """The upper objective L_val on ``val_batches`` sampled batches, or on all of S_V.
+
+        With ``val_sampling='full'`` the logits of S_V are computed in chunks and the objective
+        is applied once to all of them (a balanced objective is not a mean of chunk values).
+        """
+        h = self.cfg.hyper
+        if h.val_sampling == "full":
+            n = len(self.s_val)
+            parts = [
+                self._batch(self.s_val, torch.arange(i, min(i + batch_size, n)), None, train=False)
+                for i in range(0, n, batch_size)
+            ]
+            logits = torch.cat([logits_fn(x) for x, _, _ in parts])
+            y = torch.cat([y for _, y, _ in parts])
+            groups = None if self.s_val.groups is None else torch.cat([g for _, _, g in parts])
+            return self.objective(logits, y, groups)
+        val_loss = torch.zeros((), device=self.device)
+        for _ in range(h.val_batches):
+            idx = self._sample(self.s_val, batch_size, gen, balanced=h.val_sampling == "balanced")
+            x, y, g = self._batch(self.s_val, idx, None, train=False)
+            val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
+        return val_loss
+
+    def _val_balanced_error(self, model: nn.Module) -> float:
+        """Balanced error of ``model`` on all of S_V (argmax of the raw logits)."""
+        return float(
+            evaluate(
+                model,
+                self.s_val,
+                batch_size=self.cfg.train.eval_batch_size,
+                transform=self.eval_transform,
+                device=self.device,
+            )["balanced_error"]
+        )
+
+    def _reference_epoch(self, reference: ReferenceTrajectory, epoch: int) -> None:
+        """One epoch of the reference θ: the search's batches, α frozen at its init."""
+        run_epochs(
+            "reference",
+            reference.model,
+            reference.loss,
+            self.s_train,
+            self.cfg.train,
+            optimizer=reference.optimizer,
+            scheduler=reference.scheduler,
+            seed=self.cfg.seed,
+            start_epoch=epoch,
+            end_epoch=epoch + 1,
+            transform=self.transform,
+            device=self.device,
+            phase_id=_PHASE_ID["search"],
+        )
 
     # ------------------------------------------------------------------ checkpoint
     def _save(self, state: dict[str, Any]) -> None:
@@ -345,9 +432,10 @@ class AutoBalanceSearch:
         """Run (or resume) all phases and return the :class:`SearchResult`."""
         cfg = self.cfg
         e_search = cfg.train.epochs
-        t1 = round(cfg.warmup_fraction * e_search)
+        t1 = round(cfg.hyper_start * e_search)
         steps_per_epoch = cfg.train.steps_per_epoch(len(self.s_train))
-        n_hyper_total = max(1, (e_search - t1) * steps_per_epoch // cfg.hyper.interval)
+        interval = cfg.hyper.interval_for(steps_per_epoch)
+        n_hyper_total = max(1, (e_search - t1) * steps_per_epoch // interval)
 
         model = self._new_model()
         optimizer = make_optimizer(model, cfg.train)
@@ -360,6 +448,25 @@ class AutoBalanceSearch:
         timings = {"search": 0.0, "retrain": 0.0, "hyper": 0.0}
         phase, start_epoch = "search", 0
         retrain_model: nn.Module | None = None
+        guard_report: dict[str, Any] = {}
+        reference: ReferenceTrajectory | None = None
+        use_reference = cfg.guard.enabled and cfg.guard.fallback and cfg.guard.reference
+
+        def rebuild(m: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+            opt = make_optimizer(m, cfg.train)
+            return opt, make_scheduler(opt, cfg.train, steps_per_epoch)
+
+        def init_loss_fn() -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+            frozen = copy.deepcopy(self.space)  # α′ ← α₀: the init loss, never stepped
+            with torch.no_grad():
+                for k, v in self.guard.alpha0.items():
+                    frozen.raw[k].copy_(v)
+            frozen.clear_cache()
+
+            def fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+                return frozen.loss(logits, y, g, detach=True)
+
+            return fn
 
         ckpt = None
         if (
@@ -378,6 +485,17 @@ class AutoBalanceSearch:
             timings.update(ckpt["timings"])
             sc = ckpt.get("neumann_scale")
             self._neumann_scale = None if sc is None or sc < 0 else float(sc)
+            self._scale_epoch = int(ckpt.get("scale_epoch", -1))
+            eig = ckpt.get("eigvec")
+            self._eigvec = None if eig is None else tuple(eig)
+            if ckpt.get("guard") is not None:
+                self.guard.load_state_dict(ckpt["guard"])
+            if ckpt.get("reference") is not None:
+                reference = ReferenceTrajectory(
+                    model, optimizer, scheduler, rebuild, init_loss_fn()
+                )
+                reference.load_state_dict(ckpt["reference"])
+            guard_report = dict(ckpt.get("guard_report") or {})
             set_rng_state(ckpt["rng"])
             if phase == "search":
                 model.load_state_dict(ckpt["model"])
@@ -406,6 +524,13 @@ class AutoBalanceSearch:
                 "hyper_log": hyper_log,
                 "timings": timings,
                 "neumann_scale": -1.0 if self._neumann_scale is None else self._neumann_scale,
+                "scale_epoch": self._scale_epoch,
+                "eigvec": None if self._eigvec is None else list(self._eigvec),
+                "guard": self.guard.state_dict() if ph == "search" else None,
+                "reference": None
+                if reference is None or ph != "search"
+                else reference.state_dict(),
+                "guard_report": guard_report,
                 "rng": rng_state(),
             }
 
@@ -424,10 +549,16 @@ class AutoBalanceSearch:
 
             def step_hook(global_step: int, local_step: int) -> None:
                 epoch = hyper_gen["epoch"]
-                if epoch < t1 or global_step % cfg.hyper.interval != 0:
+                if epoch < t1 or global_step % interval != 0 or self.guard.frozen:
                     return
+                if cfg.alpha.schedule == "follow":
+                    f = decay_factor(cfg.train, steps_per_epoch, global_step)
+                    for group, base in zip(alpha_opt.param_groups, alpha_sched.base_lrs):
+                        group["lr"] = base * f
                 t0 = time.perf_counter()
-                info = self.hyper_step(model, alpha_opt, hyper_gen["gen"], cfg.train.weight_decay)
+                info = self.hyper_step(
+                    model, alpha_opt, hyper_gen["gen"], cfg.train.weight_decay, epoch
+                )
                 if info["applied"]:
                     alpha_sched.step()
                 dt = time.perf_counter() - t0
@@ -446,6 +577,35 @@ class AutoBalanceSearch:
                 return {"alpha": self._alpha_record()}
 
             def done(epoch: int, record: dict[str, Any]) -> None:
+                nonlocal reference
+                if epoch >= t1 - 1:
+                    score = record.get("val/balanced_error")
+                    if score is None:
+                        score = self._val_balanced_error(model)
+                    if epoch == t1 - 1:
+                        self.guard.start(float(score))
+                        if use_reference:
+                            reference = ReferenceTrajectory(
+                                model, optimizer, scheduler, rebuild, init_loss_fn()
+                            )
+                    else:
+                        if reference is not None:
+                            t_ref = time.perf_counter()
+                            self._reference_epoch(reference, epoch)
+                            timings["reference"] = timings.get("reference", 0.0) + (
+                                time.perf_counter() - t_ref
+                            )
+                        event = self.guard.end_of_epoch(
+                            epoch,
+                            float(score),
+                            model=model,
+                            optimizer=optimizer,
+                            alpha_opt=alpha_opt,
+                            alpha_sched=alpha_sched,
+                        )
+                        if event is not None:
+                            record["guard"] = event
+                            log.warning("search epoch %d: %s; rolled back", epoch, event["reason"])
                 history.append(record)
                 timings["search"] += time.perf_counter() - hyper_gen["t0"]
                 self._save(make_state("search", epoch, model, optimizer, scheduler))
@@ -476,13 +636,29 @@ class AutoBalanceSearch:
                     on_epoch_done=done,
                     phase_id=_PHASE_ID["search"],
                 )
-            self.callbacks.on_phase_end("search", {"alpha": self._alpha_record()})
+            ref_score = None
+            if reference is not None:
+                ref_score = self._val_balanced_error(reference.model)
+            guard_report = self.guard.finish(
+                average=cfg.alpha.average,
+                search_epochs=e_search,
+                start_epoch=t1,
+                reference_score=ref_score,
+            )
+            if guard_report["fell_back"]:
+                log.warning("search fell back: %s", guard_report["fallback_reason"])
+            if guard_report["fell_back"] or guard_report["averaged_snapshots"]:
+                # α* is not the last epoch's α: record it as its own trajectory row
+                trajectory.append({"phase": "final", "epoch": e_search, **self._alpha_record()})
+            self.callbacks.on_phase_end(
+                "search", {"alpha": self._alpha_record(), "guard": guard_report}
+            )
             phase, start_epoch = "retrain", 0
 
         alpha_star = {k: v.detach().clone() for k, v in self.space.effective().items()}
         if not cfg.retrain:
             return SearchResult(
-                alpha_star, trajectory, history, hyper_log, model, self.space, timings
+                alpha_star, trajectory, history, hyper_log, model, self.space, timings, guard_report
             )
 
         # ---- phase 4: reset θ, retrain on all of S with α* frozen
@@ -531,7 +707,14 @@ class AutoBalanceSearch:
         )
         self.callbacks.on_phase_end("retrain", {})
         return SearchResult(
-            alpha_star, trajectory, history, hyper_log, retrain_model, self.space, timings
+            alpha_star,
+            trajectory,
+            history,
+            hyper_log,
+            retrain_model,
+            self.space,
+            timings,
+            guard_report,
         )
 
 

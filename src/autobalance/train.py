@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from autobalance.data.dataset import TensorDataset
-from autobalance.data.loader import TensorLoader
+from autobalance.data.loader import DEVICE_RESIDENT_MAX_BYTES, TensorLoader, device_copy
 from autobalance.metrics import evaluate_predictions
 
 LossFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -80,15 +80,21 @@ def make_scheduler(
     optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-iteration warm-up + step schedule (see the module docstring)."""
-    total = cfg.epochs * steps_per_epoch
     warm = max(1, round(cfg.warmup_epochs * steps_per_epoch))
-    marks = [math.floor(m * total) for m in cfg.milestones]
 
     def factor(t: int) -> float:
         f = min(1.0, (t + 1) / warm) if cfg.warmup_epochs > 0 else 1.0
-        return f * cfg.lr_decay ** sum(t >= m for m in marks)
+        return f * decay_factor(cfg, steps_per_epoch, t)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def decay_factor(cfg: TrainConfig, steps_per_epoch: int, t: int) -> float:
+    """The step-decay part of the schedule at θ-step t: decay^{#{m : t ≥ ⌊m·T⌋}}, T the total
+    steps (no warm-up). The search's α learning rate follows it (``alpha.schedule='follow'``,
+    as in the paper, where α decays at θ's epochs 220 and 260)."""
+    total = cfg.epochs * steps_per_epoch
+    return float(cfg.lr_decay ** sum(t >= math.floor(m * total) for m in cfg.milestones))
 
 
 def identity_transform(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -105,15 +111,27 @@ def predict(
     transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
 ) -> Tensor:
-    """argmax of the raw logits f(x), batched, in eval mode (the mode is restored after)."""
+    """argmax of the raw logits f(x), batched, in eval mode (the mode is restored after).
+
+    On an accelerator, ``x`` is copied there once and kept while it lives (``device_copy``: an
+    evaluation set scored every epoch is not sent again), and the predictions come back to the
+    host in one copy at the end, not one per batch.
+    """
     was_training = model.training
     model.eval()
+    dev = torch.device(device)
+    on_host = dev.type == "cpu"
+    if not on_host and x.numel() * x.element_size() <= DEVICE_RESIDENT_MAX_BYTES:
+        x = device_copy(x, dev)
     out = []
     for i in range(0, x.shape[0], batch_size):
-        xb = transform(x[i : i + batch_size].to(device), None)
-        out.append(model(xb).argmax(dim=1).cpu())
+        xb = transform(x[i : i + batch_size].to(dev), None)
+        pred = model(xb).argmax(dim=1)
+        out.append(pred.cpu() if on_host else pred)
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    if not out:
+        return torch.empty(0, dtype=torch.long)
+    return torch.cat(out).cpu()
 
 
 def evaluate(
@@ -137,10 +155,15 @@ def evaluate(
 
 @dataclass
 class EpochState:
-    """What one epoch of training produced."""
+    """What one epoch of training produced.
+
+    ``accuracy`` is the running training accuracy: argmax of the raw logits of each θ-step's
+    (augmented) batch, taken before that step, so it costs no extra forward pass.
+    """
 
     loss: float
     steps: int
+    accuracy: float = float("nan")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,32 +178,70 @@ def train_epoch(
     generator: torch.Generator | None = None,
     step_hook: StepHook | None = None,
     global_step: int = 0,
+    sync_every_step: bool | None = None,
 ) -> EpochState:
     """One pass over ``loader``: θ ← θ − η∇θ L_train(θ, α) per batch.
 
     ``step_hook(global_step, local_step)`` runs after every θ-step; the search uses it for its
-    hyper-steps on α. A non-finite training loss raises ``FloatingPointError`` before θ changes.
+    hyper-steps on α. A non-finite training loss raises ``FloatingPointError``.
+
+    ``sync_every_step`` (default: only when the loss lives on the CPU, where it costs nothing)
+    reads the loss on the host at every step, and the error is raised before θ changes. Else the
+    loss sum and a non-finite flag stay on the device and are read once at the end of the epoch
+    (so a step never waits for the device); a non-finite loss then raises there, naming its
+    step, after the epoch's remaining steps ran. The returned mean loss is the same either way:
+    both add the losses in float64, in the same order.
     """
     model.train()
     total, n = 0.0, 0
+    correct: Tensor | int = 0  # stays on the device: no sync per step
+    seen = 0
+    total_dev: Tensor | None = None  # Σ loss in float64, on the device (deferred mode)
+    first_bad: Tensor | None = None  # first local step with a non-finite loss, else -1
+    bad_loss: Tensor | None = None  # its loss value
     for xb, yb, gb in loader:
         logits = model(transform(xb, generator))
         loss = loss_fn(logits, yb, gb)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {global_step + n}; "
-                "lower the learning rate or check the data"
-            )
+        correct = correct + (logits.detach().argmax(dim=1) == yb).sum()
+        seen += int(yb.shape[0])
+        eager = loss.device.type == "cpu" if sync_every_step is None else sync_every_step
+        if eager:
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss ({loss.item()}) at step {global_step + n}; "
+                    "lower the learning rate or check the data"
+                )
+        else:
+            value = loss.detach()
+            if first_bad is None or bad_loss is None:
+                first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
+                bad_loss = torch.zeros_like(value)
+            new_bad = (first_bad < 0) & ~torch.isfinite(value)
+            first_bad = torch.where(new_bad, n, first_bad)
+            bad_loss = torch.where(new_bad, value, bad_loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total += float(loss.detach())
+        if eager:
+            total += float(loss.detach())
+        else:
+            step_loss = loss.detach().to(torch.float64)
+            total_dev = step_loss if total_dev is None else total_dev + step_loss
         n += 1
         if step_hook is not None:
             step_hook(global_step + n, n)
-    return EpochState(loss=total / max(n, 1), steps=n)
+    if first_bad is not None and bad_loss is not None:
+        bad = int(first_bad)
+        if bad >= 0:
+            raise FloatingPointError(
+                f"non-finite training loss ({float(bad_loss)}) at step {global_step + bad}; "
+                "lower the learning rate or check the data"
+            )
+    if total_dev is not None:
+        total += float(total_dev)
+    return EpochState(loss=total / max(n, 1), steps=n, accuracy=int(correct) / max(seen, 1))
 
 
 def seeded_generator(seed: int, *salt: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -215,6 +276,7 @@ __all__ = [
     "TrainConfig",
     "Transform",
     "as_loss_fn",
+    "decay_factor",
     "evaluate",
     "fit",
     "identity_transform",
@@ -289,6 +351,7 @@ def run_epochs(
             "phase": phase,
             "epoch": epoch,
             "train_loss": state.loss,
+            "train_acc": state.accuracy,
             "lr": optimizer.param_groups[0]["lr"],
         }
         last = epoch == end - 1

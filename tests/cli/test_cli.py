@@ -193,6 +193,8 @@ def test_presets_lists_every_shipped_preset(capsys) -> None:
     expected = {
         "cifar10-lt",
         "cifar100-lt",
+        "cifar10-lt-ldam",
+        "cifar100-lt-ldam",
         "imagenet-lt",
         "inat2018",
         "waterbirds",

@@ -17,7 +17,14 @@ from autobalance.cli import main
 from autobalance.experiment import build_experiment
 from autobalance.losses import LOSS_NAMES
 from autobalance.presets import preset_names
-from autobalance.reproduce import REPRODUCTIONS, estimated_epochs, is_search, make_plan
+from autobalance.reproduce import (
+    REPRODUCTIONS,
+    caveats,
+    describe_plan,
+    estimated_epochs,
+    is_search,
+    make_plan,
+)
 from autobalance.runs import RunDir, read_trajectory
 
 # Swap the CIFAR preset's data and model for a 4-class Gaussian mixture and an MLP: seconds.
@@ -68,21 +75,66 @@ def test_registry_entries_are_consistent() -> None:
         assert "2201.01212" in rep.citation
 
 
+# Paper Table 1 (balanced test error, %), columns CIFAR10-LT, CIFAR100-LT, ImageNet-LT,
+# iNaturalist, as read in the paper's text (arXiv 2201.01212); VS has no row there.
+TABLE1 = {
+    "ce": ("Cross-Entropy", (30.45, 62.69, 55.47, 39.72)),
+    "ldam_drw": ("LDAM loss [8]", (26.37, 59.47, 54.21, 35.63)),
+    "la": ("LA loss (τ = 1) [53]", (23.13, 58.96, 52.46, 34.06)),
+    "cdt": ("CDT loss [67]", (20.73, 57.26, 53.47, 34.46)),
+    "autobalance+la_tau": ("AutoBalance: τ of LA loss", (21.82, 58.68, 52.39, 34.19)),
+    "autobalance+l": ("AutoBalance: l", (23.02, 58.71, 52.60, 34.35)),
+    "autobalance+delta": ("AutoBalance: Δ", (22.59, 58.40, 53.02, 34.37)),
+    "autobalance+dl": ("AutoBalance: Δ&l", (21.39, 56.84, 51.74, 33.41)),
+    "autobalance": ("AutoBalance: Δ&l, LA init", (21.15, 56.70, 50.91, 33.25)),
+}
+COLUMNS = ("cifar10_lt", "cifar100_lt", "imagenet_lt", "inat2018")
+
+
+def _paper(method: str, dataset: str | None = None) -> float | None:
+    pv = REPRODUCTIONS["table1"].paper_value(method, "balanced_error", dataset)
+    assert pv is not None, (method, dataset)
+    return pv.value
+
+
 def test_table1_paper_numbers_as_read() -> None:
-    # Table 1, CIFAR10-LT column, as read (percent); VS has no row there
     rep = REPRODUCTIONS["table1"]
-    got = {m: rep.paper_value(m, "balanced_error") for m in rep.methods}
-    values = {m: (p.value if p else None) for m, p in got.items()}
-    assert values == {
-        "ce": 30.45,
-        "la": 23.13,
-        "ldam_drw": 26.37,
-        "cdt": 20.73,
-        "vs": None,
-        "autobalance": 21.15,
+    assert _paper("vs") is None
+    assert not [p for p in rep.paper if p.method is None]  # every row is a method now
+    assert set(rep.methods) == {"vs", *TABLE1}
+    for method, (label, values) in TABLE1.items():
+        row = rep.paper_row(method, "balanced_error")
+        assert [p.dataset for p in row] == list(COLUMNS), method
+        assert [p.value for p in row] == list(values), method
+        assert {p.label for p in row} == {label}
+        assert [_paper(method, d) for d in COLUMNS] == list(values)
+        # the default column is CIFAR10-LT, the data the reproduction runs on
+        assert _paper(method) == values[0]
+    assert "summary" not in rep.paper_source and "2201.01212" in rep.citation
+
+
+def test_table1_rows_map_to_their_search_spaces() -> None:
+    # τ of LA: one scalar τ from the LA loss (τ = 1); l, Δ, Δ&l: from the consistent weighted CE
+    # (init 'balanced'); the preset's own row: Δ&l from LA (paper Sec. 3).
+    plan = make_plan("table1", "paper", seeds=[0])
+    expect = {
+        "autobalance+la_tau": ("la_tau", ("additive",), "la"),
+        "autobalance+l": ("full", ("additive",), "balanced"),
+        "autobalance+delta": ("full", ("multiplicative",), "balanced"),
+        "autobalance+dl": ("full", ("additive", "multiplicative"), "balanced"),
+        "autobalance": ("full", ("additive", "multiplicative"), "la"),
     }
-    only = [(p.label, p.value) for p in rep.paper if p.method is None]
-    assert only == [("AutoBalance: Δ&l", 21.39)]
+    for method, want in expect.items():
+        space = plan.config(method, 0).search.space
+        assert (space.kind, space.search, space.init) == want, method
+        assert is_search(method)
+    # the la_tau space starts at τ = 1, i.e. at the LA loss, with w = 1 and Δ = 1
+    cfg = plan.config("autobalance+la_tau", 0).search.space
+    s = cfg.build(torch.tensor([50.0, 20.0, 5.0]))
+    assert s.hparams()[0].item() == pytest.approx(1.0)
+    eff = s.effective()
+    torch.testing.assert_close(eff["additive"], s.log_prior)
+    assert bool((eff["weight"] == 1).all()) and bool((eff["multiplicative"] == 1).all())
 
 
 def test_plan_order_of_overrides() -> None:
@@ -104,7 +156,17 @@ def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "preset 'cifar10-lt-cpu'" in text and "model resnet8" in text
     for name in ("CE", "LA", "LDAM-DRW", "CDT", "VS", "AutoBalance"):
         assert f"  {name} " in text
-    assert "total: 210 epochs" in text  # 5 baselines x 30 + (30 + 30)
+    for name, row, value in (
+        ("AutoBalance: τ of LA", "AutoBalance: τ of LA loss", "21.82"),
+        ("AutoBalance: l", "AutoBalance: l", "23.02"),
+        ("AutoBalance: Δ", "AutoBalance: Δ", "22.59"),
+        ("AutoBalance: Δ&l", "AutoBalance: Δ&l", "21.39"),
+        ("AutoBalance", "AutoBalance: Δ&l, LA init", "21.15"),
+    ):
+        line = next(x for x in text.splitlines() if x.startswith(f"  {name} "))
+        assert "search + retrain" in line and f"paper '{row}' bal.err {value}" in line
+    assert "CIFAR100-LT 56.84, ImageNet-LT 51.74, iNaturalist 33.41" in text
+    assert "total: 450 epochs" in text  # 5 baselines x 30 + 5 searches x (30 + 30)
     assert "lossy JPEG CIFAR-10, not comparable to the paper's numbers in absolute terms" in text
     assert not out.exists()
     assert (
@@ -113,8 +175,19 @@ def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     text = capsys.readouterr().out
     assert "preset 'cifar10-lt'" in text and "model resnet32" in text
-    assert "total: 4200 epochs" in text  # (5 x 200 + 400) x 3 seeds
+    # (5 baselines x 300 + 5 searches x (300 search + 200 retrain)) x 3 seeds
+    assert "total: 12000 epochs" in text
     assert "lossy" not in text
+
+
+def test_table1_compares_with_the_column_of_its_dataset() -> None:
+    # on CIFAR100-LT data the CIFAR100-LT column is the reference, with no "not the paper's" note
+    plan = make_plan("table1", "paper", overrides=["dataset.name=cifar100_lt"])
+    assert plan.reproduction.column_for("cifar100_lt") == "cifar100_lt"
+    assert caveats(plan) == []
+    text = describe_plan(plan)
+    line = next(x for x in text.splitlines() if x.startswith("  AutoBalance: Δ&l "))
+    assert "bal.err 56.84 (CIFAR10-LT 21.39, ImageNet-LT 51.74, iNaturalist 33.41)" in line
 
 
 def test_listing_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -188,7 +261,8 @@ def test_table1_printout_and_report(table1: tuple[Path, str]) -> None:
     assert cell in ce_line and "30.45" in ce_line and "Cross-Entropy" in ce_line
     vs_line = next(line for line in text.splitlines() if line.startswith("VS "))
     assert "n/a" in vs_line
-    assert "[paper] AutoBalance: Δ&l" in text and "21.39" in text
+    ab_line = next(line for line in text.splitlines() if line.startswith("AutoBalance "))
+    assert "21.15" in ab_line and "AutoBalance: Δ&l, LA init" in ab_line
     assert "is not the paper's (cifar10_lt)" in text  # Gaussian data, not CIFAR
     assert "paper: Li et al. 2021" in text and "Table 1" in text
     report = (out / "report.md").read_text()
@@ -206,6 +280,21 @@ def test_finished_runs_are_reused(table1: tuple[Path, str], capsys: pytest.Captu
     assert text.count("(reused") == 2
     after = json.loads((out / "results.json").read_text())["results"]["methods"]["ce"]
     assert after["ours"] == before["ours"]
+
+
+def test_table1_search_rows_run(tmp_path: Path) -> None:
+    out = tmp_path / "rows"
+    methods = ["autobalance+la_tau", "autobalance+l", "autobalance+delta", "autobalance+dl"]
+    assert main(tiny("table1", out, "--methods", *methods)) == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    assert list(res["methods"]) == methods and res["paper_column"] == "cifar10_lt"
+    for m in methods:
+        run = RunDir.open(res["methods"][m]["runs"][0])
+        space = json.loads(run.file("search_space.json").read_text())
+        assert space["init"] == ("la" if m.endswith("la_tau") else "balanced"), m
+        assert space["kind"] == ("la_tau" if m.endswith("la_tau") else "clusters"), m
+        assert len(space["raw"]) == (2 if m.endswith("dl") else 1), m
+        assert res["methods"][m]["paper"]["balanced_error"]["dataset"] == "cifar10_lt"
 
 
 def test_fig3_trajectory_table_and_png(tmp_path: Path) -> None:

@@ -33,6 +33,10 @@ def _search_config(seed: int) -> SearchConfig:
     cfg.hyper.val_batch_size = 1024
     cfg.alpha.lr = 0.1
     cfg.alpha.clip_norm = 1.0
+    # From the CE init α has far to travel: a constant α step without the pull of weight decay
+    # toward the init (the default decays with θ and pulls back, which halves the distance).
+    cfg.alpha.schedule = "constant"
+    cfg.alpha.weight_decay = 0.0
     return cfg
 
 
@@ -83,7 +87,7 @@ def _tiny(tmp_path, epochs=4) -> AutoBalanceSearch:
     cfg = SearchConfig(seed=3)
     cfg.train = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, warmup_epochs=0)
     cfg.hyper.interval = 2
-    cfg.warmup_fraction = 0.25
+    cfg.hyper_start = 0.25
     return AutoBalanceSearch(
         cfg,
         lambda: make_model("mlp", 4, in_features=8, hidden=(16,)),

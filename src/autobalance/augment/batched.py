@@ -85,14 +85,25 @@ class Normalize:
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # (device, dtype) -> (mean, std) there: a host→device copy blocks the host, so it is
+        # made once per device and dtype (and again if mean/std are replaced), not per batch
+        self._moved: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor, Any]] = {}
+
+    def _stats(self, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        src = (id(self.mean), self.mean._version, id(self.std), self.std._version)
+        hit = self._moved.get((device, dtype))
+        if hit is None or hit[2] != src:
+            mean = self.mean.to(device=device, dtype=dtype)
+            hit = (mean, self.std.to(device=device, dtype=dtype), src)
+            self._moved[(device, dtype)] = hit
+        return hit[0], hit[1]
 
     def __call__(self, x: Tensor) -> Tensor:
         _check_images(x)
         x = to_float(x)
         if x.shape[1] != self.mean.shape[1]:
             raise ValueError(f"expected {self.mean.shape[1]} channels, got {x.shape[1]}")
-        mean = self.mean.to(device=x.device, dtype=x.dtype)
-        std = self.std.to(device=x.device, dtype=x.dtype)
+        mean, std = self._stats(x.device, x.dtype)
         return (x - mean) / std
 
 

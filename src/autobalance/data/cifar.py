@@ -374,12 +374,15 @@ def load_cifar_lt(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     verify: bool = True,
+    n_max: int | None = None,
 ) -> tuple[TensorDataset, TensorDataset]:
     """(long-tailed train, balanced test) for CIFAR-10/100-LT.
 
     ``n_i = int(n_max · ρ^(−i/(K−1)))`` images of class ``i`` are kept, the first ``n_i`` of a
     seeded per-class shuffle (LDAM-DRW, Cao et al. 2019; CIFAR-10, ρ=100, seed 0 keeps 12,406).
-    ``root_or_npz`` is a pickle root or the lossy-JPEG CIFAR-10 ``.npz``.
+    ``n_max`` defaults to the full class size (5000 / 500); a smaller one gives a smaller
+    long-tailed set (B1-fit uses 500). ``root_or_npz`` is a pickle root or the lossy-JPEG
+    CIFAR-10 ``.npz``.
     """
     from autobalance.data.longtail import make_long_tailed
 
@@ -393,7 +396,7 @@ def load_cifar_lt(
         train = load_cifar(path, name, train=True, verify=verify)
         test = load_cifar(path, name, train=False, verify=verify)
     index = make_long_tailed(
-        train.y.numpy(), imbalance_ratio, seed=seed, num_classes=train.num_classes
+        train.y.numpy(), imbalance_ratio, seed=seed, num_classes=train.num_classes, n_max=n_max
     )
     lt = train.subset(torch.as_tensor(np.asarray(index), dtype=torch.long))
     lt.name = f"{name}-lt-{imbalance_ratio:g}"

@@ -5,11 +5,17 @@ with ``seed + e`` (or ``0..N−1`` without shuffling), in slices of ``batch_size
 counts epochs and batches itself, so ``state_dict()`` taken mid-epoch resumes at the next batch
 with the same order, and :meth:`TensorLoader.set_epoch` makes epochs explicit (as
 ``DistributedSampler`` does).
+
+On an accelerator the tensors are copied to the device once (:func:`device_copy`, cached per
+source tensor, so the search's one-epoch loaders share one copy); each epoch's order is drawn on
+the host, as on the CPU (the same order on every device), and sent over once; the batches are
+then gathered on the device, with no host copy and no host synchronisation per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -20,14 +26,61 @@ from autobalance.typing import Device
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
 
+# Tensors up to this size are kept whole on the loader's device; larger ones are sent batch by
+# batch (from pinned memory on CUDA), as before.
+DEVICE_RESIDENT_MAX_BYTES = 4 << 30
+
+# (id(source), device) -> (weak reference to the source, its version, the device copy)
+_DEVICE_COPIES: dict[tuple[int, str], tuple[weakref.ref[Tensor], int, Tensor]] = {}
+
+
+def device_copy(t: Tensor, device: Device) -> Tensor:
+    """``t`` on ``device``, copied once and then reused while ``t`` lives and is unchanged.
+
+    The copy is cached under the source tensor (weakly: it is freed with the source) and
+    refreshed when an in-place write bumps the source's version counter. A tensor already on
+    ``device`` is returned as is.
+    """
+    dev = torch.device(device)
+    if t.device == dev:
+        return t
+    key = (id(t), str(dev))
+    hit = _DEVICE_COPIES.get(key)
+    if hit is not None and hit[0]() is t and hit[1] == t._version:
+        return hit[2]
+    copy = t.to(dev)
+    if copy is t:  # already there ("cuda" names the tensor's "cuda:0"): nothing to keep
+        return t
+    _DEVICE_COPIES[key] = (weakref.ref(t, _forget(key)), t._version, copy)
+    return copy
+
+
+def _forget(key: tuple[int, str]) -> Callable[[weakref.ref[Tensor]], None]:
+    """The weakref callback that drops the cached copy of a source that was freed."""
+    copies = _DEVICE_COPIES  # bound now: module globals may be gone at interpreter exit
+
+    def forget(_ref: weakref.ref[Tensor]) -> None:
+        copies.pop(key, None)
+
+    return forget
+
+
+def _resident(t: Tensor, device: torch.device) -> Tensor:
+    """The whole of ``t`` on ``device`` when it is small enough, else ``t`` where it is."""
+    if t.device == device or t.numel() * t.element_size() > DEVICE_RESIDENT_MAX_BYTES:
+        return t
+    return device_copy(t, device)
+
 
 class TensorLoader:
     """Iterate ``(x, y, groups_or_None)`` batches of a :class:`TensorDataset` or tensor tuple.
 
-    ``dataset_or_tensors`` is a ``TensorDataset`` or ``(x, y)`` / ``(x, y, groups)``. Batches are
-    gathered with ``index_select`` and moved to ``device`` (non-blocking from pinned memory when
-    the target is CUDA and the data sit on the CPU). A loop that stops mid-epoch continues from
-    the next batch on the following ``iter``; ``set_epoch`` restarts an epoch.
+    ``dataset_or_tensors`` is a ``TensorDataset`` or ``(x, y)`` / ``(x, y, groups)``. Tensors up
+    to ``DEVICE_RESIDENT_MAX_BYTES`` are copied to ``device`` once (``device_copy``) and batches
+    are gathered there with ``index_select``; a larger tensor is gathered on its own device and
+    each batch moved (non-blocking from pinned memory when the target is CUDA). A loop that
+    stops mid-epoch continues from the next batch on the following ``iter``; ``set_epoch``
+    restarts an epoch.
     """
 
     def __init__(
@@ -51,12 +104,13 @@ class TensorLoader:
             raise ValueError("x, y and groups must have the same number of rows")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        self.x, self.y, self.groups = x, y, g
+        self.device = torch.device(device)
+        self.x, self.y = _resident(x, self.device), _resident(y, self.device)
+        self.groups = None if g is None else _resident(g, self.device)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = int(seed)
-        self.device = torch.device(device)
         self.epoch = 0
         self.batch_index = 0  # next batch of the current epoch
 
@@ -91,6 +145,8 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         perm = self.order()
+        if self.x.device != perm.device:  # one host→device copy per epoch, not per batch
+            perm = perm.to(self.x.device)
         for i in range(self.batch_index, len(self)):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             self.batch_index = i + 1
@@ -116,4 +172,4 @@ def infinite(loader: TensorLoader) -> Iterator[Batch]:
         yield from loader
 
 
-__all__ = ["Batch", "TensorLoader", "infinite"]
+__all__ = ["DEVICE_RESIDENT_MAX_BYTES", "Batch", "TensorLoader", "device_copy", "infinite"]

@@ -38,11 +38,24 @@ def estimate_max_eigenvalue(
         iterations: number of matvecs, ≥ 1.
         generator: random generator for v₀ (on the device of ``like``), for reproducibility.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"Power iterations must be an integer >= 1, got {iterations!r}")
     v = tuple(
         torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device) for t in like
     )
+    return power_iteration(matvec, v, iterations)[0]
+
+
+def power_iteration(
+    matvec: MatVec, start: Sequence[Tensor], iterations: int
+) -> tuple[float, tuple[Tensor, ...]]:
+    """Power iteration from ``start``: (Rayleigh quotient λ_k, unit vector v_k).
+
+    λ_k = ⟨v_k, H v_k⟩ with v_{k+1} = H v_k / ‖H v_k‖. Warm-starting from the previous
+    estimate's vector, when H changes slowly (the search's Hessian between epochs), needs far
+    fewer matvecs than a random start. Reference: Golub & Van Loan, Matrix Computations, §7.3.
+    """
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"Power iterations must be an integer >= 1, got {iterations!r}")
+    v = tuple(t.detach() for t in start)
     v = scale_tuple(1.0 / norm(v), v)
     estimate = 0.0
     for _ in range(iterations):
@@ -50,9 +63,9 @@ def estimate_max_eigenvalue(
         estimate = float(dot(v, w))  # Rayleigh quotient ⟨v, Hv⟩ with ‖v‖ = 1
         w_norm = float(norm(w))
         if w_norm == 0.0:
-            return 0.0  # v lies in the null space: H v = 0
-        v = scale_tuple(1.0 / w_norm, w)
-    return estimate
+            return 0.0, v  # v lies in the null space: H v = 0
+        v = scale_tuple(1.0 / w_norm, tuple(t.detach() for t in w))
+    return estimate, v
 
 
-__all__ = ["estimate_max_eigenvalue"]
+__all__ = ["estimate_max_eigenvalue", "power_iteration"]

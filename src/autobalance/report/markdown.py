@@ -111,6 +111,9 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             "α* is in [alpha.json](alpha.json) (reuse it: `autobalance train --alpha alpha.json`); "
             "its evolution in [alpha_trajectory.csv](alpha_trajectory.csv)."
         )
+    guard = summary.get("guard") or {}
+    if guard:
+        rep.text(guard_sentence(guard))
     rep.heading("Per class")
     names = summary.get("class_names") or [str(k) for k in range(len(summary["class_counts"]))]
     acc = class_accuracy(summary)
@@ -280,6 +283,27 @@ __all__ = [
     "aggregate",
     "class_accuracy",
     "cluster_counts",
+    "guard_sentence",
     "write_comparison_report",
     "write_run_report",
 ]
+
+
+def guard_sentence(guard: Mapping[str, Any]) -> str:
+    """One plain sentence on the search's stability guard (``SearchResult.guard``)."""
+    if guard.get("fell_back"):
+        head = f"**The search fell back to its initialisation.** {guard.get('fallback_reason')}."
+    else:
+        head = "The search kept its learned α*."
+    start, final = guard.get("start_val_balanced_error"), guard.get("final_val_balanced_error")
+    scores = (
+        f" Validation balanced error: {start:.4f} at the start of the search, "
+        f"{final:.4f} at the end."
+        if start is not None and final is not None
+        else ""
+    )
+    return (
+        f"{head}{scores} Rollbacks: {guard.get('rollbacks', 0)}; hypergradient spikes clipped: "
+        f"{guard.get('spikes_clipped', 0)}; α′ entries on a bound: "
+        f"{100 * float(guard.get('pinned_fraction') or 0):.0f} %."
+    )

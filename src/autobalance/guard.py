@@ -1,0 +1,319 @@
+"""Stability guard of the search: spike clipping, rollback on divergence, fallback to the init.
+
+The bilevel search can fail without a sign: near interpolation the Hessian's top eigenvalue
+grows, a Neumann step sized for the old curvature diverges, and the hypergradient explodes
+(norms of 10⁵–10⁸ were measured, issue 8); α′ then runs to its box and the model to chance.
+:class:`SearchGuard` watches three signals and answers each:
+
+- **spikes**: a hypergradient norm ‖g‖ above ``spike`` × median of the last ``window`` norms is
+  scaled down to that bound (robust clipping; the median adapts to the scale of the problem);
+- **divergence**: at an epoch end, the balanced error on all of S_V exceeds its value at the
+  start of the search by more than max(``margin``, noise), or every searched α′ entry sits on
+  its box. θ,
+  α′ and both optimisers go back to the last healthy epoch end, α's learning rate is multiplied
+  by ``shrink``, and after ``max_rollbacks`` rollbacks α is frozen;
+- **fallback**: at the end, α* is reset to its initialisation (e.g. LA) when S_V's balanced
+  error is worse than that of a *reference* θ trained with the init loss α₀ from the start of
+  the search on the same batches (:class:`ReferenceTrajectory`, ``reference``), by more than
+  ``fallback_margin``. Without the reference (it costs the θ-steps of the search epochs once
+  more), the comparison is with the start of the search, allowing ``fallback_margin`` + noise.
+
+"noise" is ``z`` standard errors of a balanced error measured on S_V, at its worst case
+(every per-class error at 1/2): SE = √(Σ_k 1/(4 n_k)) / K for the validation counts n_k. With a
+validation split of one or two images in the tail classes a balanced error moves by several
+points between two equally good models; ``z = 0`` gives the literal rules.
+
+Tail averaging of α′ (``alpha.average``) also lives here, since it reads the same epoch-end
+snapshots. Everything the guard did is in :meth:`SearchGuard.report`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autobalance.config import GuardConfig
+from autobalance.search_space import SearchSpace
+
+
+def balanced_error_se(counts: Tensor) -> float:
+    """Worst-case standard error of a balanced error measured on ``counts`` samples per cell.
+
+    SE = √(Σ_k p_k(1 − p_k)/n_k) / K ≤ √(Σ_k 1/(4 n_k)) / K (binomial per-cell errors, p = ½).
+    """
+    n = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    n = n[n > 0]
+    if n.numel() == 0:
+        return 0.0
+    return float(torch.sqrt((0.25 / n).sum()) / n.numel())
+
+
+def _clone(state: Any) -> Any:
+    """A deep copy of a (nested) state dict whose tensors are detached clones."""
+    return copy.deepcopy(state)
+
+
+class SearchGuard:
+    """Watches one search and keeps what it needs to roll back (see the module docstring).
+
+    Args:
+        cfg: the :class:`GuardConfig`.
+        space: the search space whose raw α′ the guard snapshots and restores.
+    """
+
+    def __init__(self, cfg: GuardConfig, space: SearchSpace, val_counts: Tensor) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.noise = cfg.z * balanced_error_se(val_counts)
+        self.alpha0 = {k: v.detach().clone() for k, v in space.raw.items()}
+        self.norms: list[float] = []
+        self.start_score: float | None = None
+        self.last_score: float | None = None
+        self.healthy: dict[str, Any] | None = None
+        self.snapshots: list[tuple[int, dict[str, Tensor]]] = []
+        self.events: list[dict[str, Any]] = []
+        self.rollbacks = 0
+        self.spikes = 0
+        self.frozen = False
+        self.reference_score: float | None = None
+
+    # ------------------------------------------------------------------ per hyper-step
+    def spike_bound(self, norm: float) -> float | None:
+        """Record ‖g‖; return the clip bound ``spike``·median(recent ‖g‖) when ‖g‖ exceeds it.
+
+        The norms kept for the median are the clipped ones, so one spike does not raise the
+        bound for the next. At least three earlier norms are needed before anything is clipped.
+        """
+        bound = None
+        recent = self.norms[-self.cfg.window :]
+        if self.cfg.enabled and len(recent) >= 3:
+            limit = self.cfg.spike * statistics.median(recent)
+            if norm > limit > 0:
+                bound = limit
+                self.spikes += 1
+        self.norms.append(norm if bound is None else bound)
+        return bound
+
+    # ------------------------------------------------------------------ per epoch
+    def pinned_fraction(self) -> float:
+        """Fraction of the searched α′ entries that sit on a bound of their box."""
+        total, pinned = 0, 0
+        for comp, raw in self.space.raw.items():
+            if comp not in self.space.bounds:
+                continue
+            lo, hi = self.space.bounds[comp]
+            r = raw.detach()
+            pinned += int(((r - lo).abs() < 1e-6).sum() + ((r - hi).abs() < 1e-6).sum())
+            total += r.numel()
+        return pinned / total if total else 0.0
+
+    def start(self, score: float) -> None:
+        """The validation balanced error when the hyper-steps begin: the reference score."""
+        self.start_score = score
+        self.last_score = score
+
+    def end_of_epoch(
+        self,
+        epoch: int,
+        score: float,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        alpha_opt: torch.optim.Optimizer,
+        alpha_sched: Any,
+    ) -> dict[str, Any] | None:
+        """Check one search epoch's end; roll back on divergence. Returns the event, if any."""
+        self.last_score = score
+        pinned = self.pinned_fraction()
+        if self.start_score is None:
+            self.start_score = score
+        diverged = None
+        if self.cfg.enabled and not self.frozen:
+            margin = max(self.cfg.margin, self.noise)
+            if score > self.start_score + margin:
+                diverged = (
+                    f"validation balanced error {score:.4f} > start {self.start_score:.4f} "
+                    f"+ margin {margin:.4f}"
+                )
+            elif pinned >= 1.0:
+                diverged = "every searched α′ entry is on a bound of its box"
+        if diverged is None:
+            self.healthy = {
+                "epoch": epoch,
+                "model": _clone(model.state_dict()),
+                "optimizer": _clone(optimizer.state_dict()),
+                "raw": {k: v.detach().clone() for k, v in self.space.raw.items()},
+                "alpha_opt": _clone(alpha_opt.state_dict()),
+            }
+            self.snapshots.append((epoch, self.healthy["raw"]))
+            return None
+        event: dict[str, Any] = {
+            "epoch": epoch,
+            "event": "rollback",
+            "reason": diverged,
+            "pinned_fraction": pinned,
+        }
+        if self.healthy is None:
+            # nothing healthy to return to (diverged in the first search epoch): reset α′
+            self._load_raw(self.alpha0)
+            event["to_epoch"] = None
+        else:
+            model.load_state_dict(self.healthy["model"])
+            optimizer.load_state_dict(_clone(self.healthy["optimizer"]))
+            alpha_opt.load_state_dict(_clone(self.healthy["alpha_opt"]))
+            self._load_raw(self.healthy["raw"])
+            event["to_epoch"] = self.healthy["epoch"]
+        self.rollbacks += 1
+        alpha_sched.base_lrs = [b * self.cfg.shrink for b in alpha_sched.base_lrs]
+        for group in alpha_opt.param_groups:
+            group["lr"] *= self.cfg.shrink
+        if self.rollbacks >= self.cfg.max_rollbacks:
+            self.frozen = True
+            event["frozen"] = True
+        self.events.append(event)
+        return event
+
+    # ------------------------------------------------------------------ end of the search
+    def finish(
+        self,
+        *,
+        average: float,
+        search_epochs: int,
+        start_epoch: int,
+        reference_score: float | None = None,
+    ) -> dict[str, Any]:
+        """Set α* in the space: tail-averaged if asked, or the init on fallback; report.
+
+        ``reference_score``: S_V balanced error of the reference θ trained with α₀; when given,
+        α* falls back if the searched θ scores worse than it by more than ``fallback_margin``.
+        """
+        averaged = 0
+        if average > 0 and self.snapshots:
+            n_avg = max(1, math.ceil(average * max(1, search_epochs - start_epoch)))
+            tail = [raw for ep, raw in self.snapshots if ep >= search_epochs - n_avg]
+            if tail:
+                self._load_raw({k: torch.stack([r[k] for r in tail]).mean(0) for k in tail[0]})
+                averaged = len(tail)
+        self.reference_score = reference_score
+        against: float | None
+        if reference_score is not None:
+            against, what = reference_score, "the reference θ trained with the init loss"
+            allowance = self.cfg.fallback_margin
+        else:
+            against, what = self.start_score, "the start of the search"
+            allowance = self.cfg.fallback_margin + self.noise
+        fell_back, reason = False, None
+        if (
+            self.cfg.enabled
+            and self.cfg.fallback
+            and against is not None
+            and self.last_score is not None
+            and self.last_score > against + allowance
+        ):
+            fell_back = True
+            reason = (
+                f"final validation balanced error {self.last_score:.4f} is worse than "
+                f"{against:.4f} of {what} (allowance {allowance:.4f}): α* reset to the init"
+            )
+            self._load_raw(self.alpha0)
+        return self.report(fell_back=fell_back, reason=reason, averaged=averaged)
+
+    def report(
+        self, *, fell_back: bool = False, reason: str | None = None, averaged: int = 0
+    ) -> dict[str, Any]:
+        """What the guard saw and did, for the run's summary."""
+        return {
+            "fell_back": fell_back,
+            "fallback_reason": reason,
+            "rollbacks": self.rollbacks,
+            "frozen": self.frozen,
+            "spikes_clipped": self.spikes,
+            "max_hypergrad_norm": max(self.norms) if self.norms else None,
+            "start_val_balanced_error": self.start_score,
+            "final_val_balanced_error": self.last_score,
+            "reference_val_balanced_error": self.reference_score,
+            "pinned_fraction": self.pinned_fraction(),
+            "noise": self.noise,
+            "averaged_snapshots": averaged,
+            "events": list(self.events),
+        }
+
+    # ------------------------------------------------------------------ state
+    def _load_raw(self, raw: dict[str, Tensor]) -> None:
+        with torch.no_grad():
+            for k, v in raw.items():
+                self.space.raw[k].copy_(v)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume the guard exactly (tensors and plain data only)."""
+        return {
+            "norms": list(self.norms),
+            "start_score": self.start_score,
+            "last_score": self.last_score,
+            "healthy": self.healthy,
+            "snapshots": [(ep, raw) for ep, raw in self.snapshots],
+            "events": list(self.events),
+            "rollbacks": self.rollbacks,
+            "spikes": self.spikes,
+            "frozen": self.frozen,
+            "alpha0": self.alpha0,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.norms = list(state["norms"])
+        self.start_score = state["start_score"]
+        self.last_score = state["last_score"]
+        self.healthy = state["healthy"]
+        self.snapshots = [(int(ep), raw) for ep, raw in state["snapshots"]]
+        self.events = list(state["events"])
+        self.rollbacks = int(state["rollbacks"])
+        self.spikes = int(state["spikes"])
+        self.frozen = bool(state["frozen"])
+        self.alpha0 = state["alpha0"]
+
+
+class ReferenceTrajectory:
+    """θ trained on from the start of the search with the init loss α₀, on the same batches.
+
+    Forked from the searched θ (weights, momentum, schedule) when the hyper-steps begin, it
+    then takes the same θ-steps as the search, on the same batches and augmentations (every
+    epoch's randomness is seeded by (seed, phase, epoch)), with α frozen at α₀. At the end its
+    validation score is what "the init would have given" (paired with the search's: the
+    two models differ only by α), the reference of the guard's fallback.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        rebuild: Callable[[nn.Module], tuple[torch.optim.Optimizer, Any]],
+        loss: Any,
+    ) -> None:
+        """``rebuild(model)`` makes the (optimizer, scheduler) pair of the search's θ."""
+        self.model = copy.deepcopy(model)
+        self.optimizer, self.scheduler = rebuild(self.model)
+        self.optimizer.load_state_dict(optimizer.state_dict())
+        self.scheduler.load_state_dict(scheduler.state_dict())
+        self.loss = loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+__all__ = ["ReferenceTrajectory", "SearchGuard", "balanced_error_se"]

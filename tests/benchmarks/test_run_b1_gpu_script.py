@@ -1,0 +1,107 @@
+"""benchmarks/run_b1_gpu.sh: the prepared paper-scale B1 launcher, run at toy size on the CPU.
+
+The script is run as the GPU session would run it (``NPZ=... bash run_b1_gpu.sh paper 0``),
+with ``EXTRA`` shrinking every run (2 epochs, n_max 200, CPU, one hyper-step per θ-step), on a
+fake lossy-JPEG npz in the upstream format (concatenated JPEG files + offsets) of 8×8 images,
+so ResNet-32 stays cheap. It never reads ../shared/data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "run_b1_gpu.sh"
+PAPER_METHODS = ("ce", "la", "ldam_drw", "autobalance")
+
+
+def _jpeg_blobs(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(concatenated JPEG bytes as uint8, int64 offsets of N + 1) for uint8 (N, H, W, 3)."""
+    from PIL import Image
+
+    blobs = []
+    for im in images:
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, format="JPEG", quality=75)
+        blobs.append(buf.getvalue())
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs])
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets
+
+
+def write_fake_cifar10_jpeg(
+    path: Path, per_class: int = 200, test_per_class: int = 10, size: int = 8, seed: int = 0
+) -> Path:
+    """A lossy-JPEG CIFAR-10 npz in the upstream layout: ``jpeg_{train,test}`` (uint8 bytes of
+    the JPEG files back to back), ``jpeg_{train,test}_offsets`` (N + 1), ``y_{train,test}``
+    and ``class_names``. Class c's images are noise around a class colour, so they are
+    learnable."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, size=(10, 3))
+    arrays: dict[str, np.ndarray] = {}
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        y = np.repeat(np.arange(10), n)
+        noise = rng.normal(0.0, 40.0, size=(len(y), size, size, 3))
+        images = np.clip(colours[y][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+        arrays[f"jpeg_{split}"], arrays[f"jpeg_{split}_offsets"] = _jpeg_blobs(images)
+        arrays[f"y_{split}"] = y.astype(np.uint8)
+    names = np.array(
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    )
+    np.savez(path, class_names=names, **arrays)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("bash") is None, reason="run_b1_gpu.sh needs bash")
+def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    npz = write_fake_cifar10_jpeg(tmp_path / "fake_cifar10_jpeg.npz")
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        "NPZ": str(npz),
+        "RESULTS": str(results),
+        "PYTHON": sys.executable,
+        "AUTOBALANCE_CACHE": str(tmp_path / "cache"),
+        # --set last: it applies to AutoBalance only; one hyper-step per θ-step, so the
+        # hyper-step path runs within the 2 epochs
+        "EXTRA": "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
+        "hyper.train_batches=1 hyper.val_batches=1 hyper.power_iterations=2",
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "paper", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = results / "b1" / "paper"
+    for method in PAPER_METHODS:
+        path = folder / f"{method}__s0.json"
+        assert path.is_file(), proc.stdout + proc.stderr
+        row = json.loads(path.read_text())
+        assert row["method"] == method and row["seed"] == 0
+        assert row["protocol"] == "b1_paper" and row["arch"] == "resnet32"
+        assert row["epochs"] == 2 and row["augment"] is True
+        assert math.isfinite(row["balanced_error"]) and 0.0 <= row["balanced_error"] <= 1.0
+        assert f"paper/{method}__s0" in proc.stdout
+        log = results / "logs" / f"b1_paper_s0_{method}.log"
+        assert log.is_file() and "bal.err" in log.read_text()
+    ab = json.loads((folder / "autobalance__s0.json").read_text())
+    assert ab["hyper_steps"] > 0  # the hyper-step path ran
+    # a smoke run (--epochs / --n-max) never touches the summary
+    assert not (results / "summary.json").exists()

@@ -1,0 +1,194 @@
+"""The search's stability guard: spike clipping, rollback, fallback, averaging, and the new
+hyper-step knobs (per-epoch interval, λ̂ rescaling, α following θ's decay, full S_V)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autobalance import SearchConfig, make_model
+from autobalance.config import GuardConfig, HyperConfig, from_dict, to_dict
+from autobalance.data import long_tailed_gaussians
+from autobalance.guard import SearchGuard, balanced_error_se
+from autobalance.search import AutoBalanceSearch
+from autobalance.search_space import SearchSpace
+from autobalance.train import TrainConfig, decay_factor
+
+
+def _space() -> SearchSpace:
+    bounds = {"additive": (-5.0, 5.0), "multiplicative": (-5.0, 5.0)}
+    return SearchSpace([50, 20, 5], kind="full", bounds=bounds)
+
+
+def _guard(**kw) -> SearchGuard:
+    return SearchGuard(GuardConfig(**kw), _space(), torch.tensor([10, 4, 1]))
+
+
+def test_balanced_error_se_is_the_worst_case_binomial_formula() -> None:
+    counts = torch.tensor([100, 10, 1])
+    expected = math.sqrt(0.25 / 100 + 0.25 / 10 + 0.25 / 1) / 3
+    assert balanced_error_se(counts) == pytest.approx(expected)
+    assert _guard(z=2.0).noise == pytest.approx(2 * balanced_error_se(torch.tensor([10, 4, 1])))
+
+
+def test_spikes_are_clipped_to_a_multiple_of_the_running_median() -> None:
+    g = _guard(spike=10.0)
+    assert [g.spike_bound(n) for n in (1.0, 2.0, 1.0)] == [None, None, None]  # too few norms
+    assert g.spike_bound(100.0) == pytest.approx(10.0)  # 10 × median(1, 2, 1)
+    assert g.norms[-1] == pytest.approx(10.0)  # the clipped norm enters the window
+    assert g.spike_bound(5.0) is None and g.spikes == 1
+    assert _guard(enabled=False).spike_bound(1e9) is None
+
+
+def _optimisers(model: nn.Module, space: SearchSpace):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    a_opt = torch.optim.SGD(space.hparams(), lr=0.05, momentum=0.9)
+    return opt, a_opt, torch.optim.lr_scheduler.LambdaLR(a_opt, lambda _: 1.0)
+
+
+def test_divergence_rolls_back_theta_and_alpha_then_freezes() -> None:
+    g = _guard(margin=0.1, z=0.0, max_rollbacks=2, shrink=0.5)
+    model = nn.Linear(3, 3)
+    opt, a_opt, a_sched = _optimisers(model, g.space)
+    g.start(0.30)
+    kw = {"model": model, "optimizer": opt, "alpha_opt": a_opt, "alpha_sched": a_sched}
+    assert g.end_of_epoch(5, 0.35, **kw) is None  # within the margin: healthy
+    weights = model.weight.detach().clone()
+    raw = g.space.raw["additive"].detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+        g.space.raw["additive"].add_(2.0)
+    event = g.end_of_epoch(6, 0.55, **kw)
+    assert event is not None and event["event"] == "rollback" and event["to_epoch"] == 5
+    assert torch.equal(model.weight, weights)
+    assert torch.equal(g.space.raw["additive"].detach(), raw)
+    assert a_opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert a_sched.base_lrs == [pytest.approx(0.025)]
+    assert not g.frozen
+    assert g.end_of_epoch(7, 0.60, **kw) is not None and g.frozen
+    assert g.end_of_epoch(8, 0.90, **kw) is None  # frozen: nothing more to roll back
+    assert g.report()["rollbacks"] == 2
+
+
+def test_every_alpha_on_its_bound_counts_as_divergence() -> None:
+    g = _guard(z=0.0)
+    model = nn.Linear(3, 3)
+    opt, a_opt, a_sched = _optimisers(model, g.space)
+    kw = {"model": model, "optimizer": opt, "alpha_opt": a_opt, "alpha_sched": a_sched}
+    g.start(0.3)
+    with torch.no_grad():
+        for p in g.space.hparams():
+            p.fill_(5.0)
+    assert g.pinned_fraction() == 1.0
+    event = g.end_of_epoch(3, 0.3, **kw)
+    assert event is not None and "bound" in event["reason"]
+    assert all(torch.all(p == 0) for p in g.space.hparams())  # back to α₀
+
+
+def test_fallback_against_the_reference_and_against_the_start() -> None:
+    g = _guard(z=0.0)
+    g.start(0.40)
+    g.last_score = 0.30
+    with torch.no_grad():
+        g.space.raw["additive"].fill_(1.0)
+    kept = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.31)
+    assert not kept["fell_back"] and float(g.space.raw["additive"].detach()[0]) == 1.0
+    back = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.29)
+    assert back["fell_back"] and "reference" in back["fallback_reason"]
+    assert float(g.space.raw["additive"].detach().abs().max()) == 0.0
+    # without a reference: the start of the search, plus the noise allowance
+    h = _guard(z=1.0)
+    h.start(0.30)
+    h.last_score = 0.30 + 0.9 * h.noise
+    assert not h.finish(average=0.0, search_epochs=10, start_epoch=4)["fell_back"]
+    h.last_score = 0.30 + 1.1 * h.noise
+    assert h.finish(average=0.0, search_epochs=10, start_epoch=4)["fell_back"]
+
+
+def test_tail_average_of_alpha_snapshots() -> None:
+    g = _guard()
+    model = nn.Linear(3, 3)
+    opt, a_opt, a_sched = _optimisers(model, g.space)
+    kw = {"model": model, "optimizer": opt, "alpha_opt": a_opt, "alpha_sched": a_sched}
+    g.start(0.5)
+    for epoch, value in zip(range(4, 10), (0.0, 1.0, 2.0, 3.0, 4.0, 5.0), strict=True):
+        with torch.no_grad():
+            g.space.raw["additive"].fill_(value)
+        assert g.end_of_epoch(epoch, 0.5, **kw) is None
+    rep = g.finish(average=0.5, search_epochs=10, start_epoch=4)  # last 3 epochs: 7, 8, 9
+    assert rep["averaged_snapshots"] == 3
+    torch.testing.assert_close(g.space.raw["additive"].detach(), torch.full((3,), 4.0))
+
+
+def _engine(**sets) -> AutoBalanceSearch:
+    train = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
+    cfg = SearchConfig(seed=0, train=TrainConfig(epochs=6, batch_size=16, warmup_epochs=0))
+    for key, value in sets.items():
+        obj, _, attr = key.rpartition(".")
+        setattr(getattr(cfg, obj) if obj else cfg, attr, value)
+    return AutoBalanceSearch(cfg, lambda: make_model("mlp", 4, in_features=8, hidden=(16,)), train)
+
+
+def test_per_epoch_interval_and_alpha_lr_following_theta() -> None:
+    assert HyperConfig(per_epoch=3).interval_for(10) == 3
+    assert HyperConfig(per_epoch=30).interval_for(10) == 1
+    assert HyperConfig(interval=7).interval_for(10) == 7
+    eng = _engine(**{"hyper.per_epoch": 2, "hyper_start": 0.0})
+    res = eng.run()
+    steps = eng.cfg.train.steps_per_epoch(len(eng.s_train))
+    per_epoch = [sum(1 for h in res.hyper_steps if h["epoch"] == e) for e in range(6)]
+    assert per_epoch == [steps // (steps // 2)] * 6
+    tc = eng.cfg.train
+    for h in res.hyper_steps:
+        expected = (
+            eng.cfg.alpha.lr
+            * decay_factor(tc, steps, h["step"])
+            * 0.5 ** (sum(1 for ev in res.guard["events"] if ev["epoch"] < h["epoch"]))
+        )
+        assert h["alpha_lr"] == pytest.approx(expected)
+    assert {h["alpha_lr"] for h in res.hyper_steps} >= {eng.cfg.alpha.lr}
+    assert min(h["alpha_lr"] for h in res.hyper_steps) < eng.cfg.alpha.lr  # decayed with θ
+
+
+@pytest.mark.parametrize("rescale", ["once", "epoch"])
+def test_neumann_step_is_re_estimated_each_epoch(rescale: str) -> None:
+    res = _engine(**{"hyper.rescale": rescale, "hyper.interval": 2, "hyper_start": 0.0}).run()
+    scales = {}
+    for h in res.hyper_steps:
+        scales.setdefault(h["epoch"], set()).add(h["neumann_scale"])
+    assert all(len(v) == 1 for v in scales.values())  # one estimate per epoch at most
+    distinct = len(set().union(*scales.values()))
+    assert distinct == 1 if rescale == "once" else distinct > 1
+
+
+def test_full_validation_objective_uses_all_of_s_val() -> None:
+    eng = _engine(**{"hyper.val_sampling": "full", "hyper.val_batch_size": 7})
+    model = eng._new_model()
+    with torch.no_grad():
+        got = eng._val_loss(model, torch.Generator().manual_seed(0), 7)
+        want = eng.objective(model(eng.s_val.x), eng.s_val.y, None)
+    torch.testing.assert_close(got, want)
+
+
+def test_renamed_and_new_config_keys() -> None:
+    with pytest.raises(ValueError, match="renamed to 'hyper_start'"):
+        from_dict(SearchConfig, {"warmup_fraction": 0.4})
+    cfg = from_dict(SearchConfig, {"guard": {"spike": 5, "reference": False}})
+    assert cfg.guard.spike == 5 and cfg.guard.reference is False
+    assert to_dict(cfg)["guard"]["z"] == 2.0
+    for bad in ({"spike": 1.0}, {"shrink": 1.0}, {"z": -1}, {"window": 0}):
+        with pytest.raises(ValueError):
+            GuardConfig(**bad)
+    with pytest.raises(ValueError, match="rescale"):
+        HyperConfig(rescale="sometimes")
+    with pytest.raises(ValueError, match="average"):
+        from_dict(SearchConfig, {"alpha": {"average": 1.0}})
+
+
+def test_records_carry_the_running_training_accuracy() -> None:
+    res = _engine(**{"retrain": False}).run()
+    accs = [r["train_acc"] for r in res.history]
+    assert all(0.0 <= a <= 1.0 for a in accs) and accs[-1] > accs[0]
