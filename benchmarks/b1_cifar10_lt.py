@@ -66,8 +66,8 @@ PROTOCOLS = {
     "cpu": Protocol("b1_cpu", "cifar10-lt-cpu", "resnet8", None, 30, True, {}),
     # B1-fit: 1,236 images, 100 epochs. ResNet-8 under LA passes 98 % running training
     # accuracy at epoch 35 and stays at 99.7-100 % from epoch 38 (measured, seed 100), before
-    # the hyper-steps start at 40 % = epoch 40. With 8 θ-steps per epoch, a hyper-step every 4.
-    "fit": Protocol("b1_fit", "cifar10-lt-cpu", "resnet8", 500, 100, False, {"hyper.interval": 4}),
+    # the hyper-steps start at 40 % = epoch 40. With 8 θ-steps per epoch, one hyper-step each.
+    "fit": Protocol("b1_fit", "cifar10-lt-cpu", "resnet8", 500, 100, False, {"hyper.per_epoch": 1}),
     "paper": Protocol("b1_paper", "cifar10-lt", "resnet32", None, 300, True, {}),
 }
 
@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=None, help="override E (smoke runs)")
     p.add_argument("--n-max", type=int, default=None, help="override n_max (smoke runs)")
+    p.add_argument(
+        "--augment", choices=("on", "off"), default=None, help="override crop + flip (new tag)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--methods", nargs="+", default=["ce", "la", "ldam_drw", "autobalance"])
     p.add_argument("--set", nargs="*", default=[], help="AutoBalance overrides key=value")
@@ -230,6 +233,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     protocol = PROTOCOLS[args.protocol]
     if args.n_max is not None:
         protocol = dataclasses.replace(protocol, n_max=args.n_max)
+    if args.augment is not None and (args.augment == "on") != protocol.augment:
+        if not args.tag:
+            raise SystemExit("--augment changes the protocol: give a --tag for its results")
+        protocol = dataclasses.replace(protocol, augment=args.augment == "on")
     base = protocol_config(protocol, args.epochs)
     smoke = args.epochs is not None or args.n_max is not None
     folder = args.results / "b1" / (args.protocol + (f"_{args.tag}" if args.tag else ""))

@@ -311,13 +311,26 @@ class ConvexMode:
     damped: bool = True  # δ = λ (the engine's default damping = weight decay); else δ = 0
 
 
+# The official AutoBalance hyper-step: HyperConfig.official() counts Neumann series *terms*;
+# n terms take n − 1 Hessian-vector products (the official code's 5 HVPs = 6 terms).
+OFFICIAL_HYPER = HyperConfig.official()
+OFFICIAL_TERMS = OFFICIAL_HYPER.iterations
+OFFICIAL_HVPS = f"{OFFICIAL_TERMS} terms ({OFFICIAL_TERMS - 1} HVPs)"
+
 CONVEX_MODES = (
     ConvexMode("default: neumann 5 terms, auto-scale", "neumann", 5),
     ConvexMode("neumann 1 term, auto-scale", "neumann", 1),
     ConvexMode("neumann 50 terms, auto-scale", "neumann", 50),
     ConvexMode("neumann 5 terms, step 1/λ̂ uncapped (hyper.scale=∞)", "neumann", 5, True, math.inf),
     ConvexMode("neumann 5 terms, scale 1.0, δ=λ", "neumann", 5, auto_scale=False),
-    ConvexMode("official: neumann 5 terms, scale 1.0, δ=0", "neumann", 5, False, 1.0, False),
+    ConvexMode(
+        f"official: neumann {OFFICIAL_HVPS}, scale {OFFICIAL_HYPER.scale:.1f}, δ=0",
+        "neumann",
+        OFFICIAL_TERMS,
+        OFFICIAL_HYPER.auto_scale,
+        OFFICIAL_HYPER.scale,
+        OFFICIAL_HYPER.damping != 0.0,  # official: δ = 0
+    ),
     ConvexMode("cg 5", "cg", 5),
     ConvexMode("cg 20", "cg", 20),
     ConvexMode("exact (engine's dense solver)", "exact", 1),
@@ -696,8 +709,10 @@ class Bench:
 
 
 # ------------------------------------------------------------------ hyper modes
-OFFICIAL = "official: full, 10+10 batches, 5 terms, step 1.0, δ=0 [U]"
-OFFICIAL_B = "official on other batches [U′]"
+# Labels name the official term count: results and per-mode caches are keyed by label, so the
+# earlier 5-term (4-HVP) official hypergradients are never reused for HyperConfig.official().
+OFFICIAL = f"official: full, 10+10 batches, {OFFICIAL_HVPS}, step 1.0, δ=0 [U]"
+OFFICIAL_B = f"official ({OFFICIAL_TERMS} terms) on other batches [U′]"
 OFFICIAL_SCALED = "full, 10 batches, 5 terms, step 1/λ̂ [U]"
 CONV_REF = "full, 10 batches, 5 terms, step 1/λ̂ [Bal]"
 CONV_REF_B = "full, 10 batches, 5 terms, step 1/λ̂ on other batches [Bal′]"
@@ -711,7 +726,7 @@ CG_REF = "full, 10 batches, CG 20 [Bal]"
 CG_REF_B = "full, 10 batches, CG 20 on other batches [Bal′]"
 CG20_1 = "full, 1 batch, CG 20 [Bal]"
 CG20_1_B = "full, 1 batch, CG 20 on other batches [Bal′]"
-ONE_STEP1 = "full, 1 batch, 5 terms, step 1.0, δ=0 [Bal]"
+ONE_STEP1 = f"full, 1 batch, {OFFICIAL_HVPS}, step 1.0, δ=0 [Bal]"  # official, 1 batch
 TWENTY = "full, 1 batch, 20 terms, auto-scale [Bal]"
 HEAD_1 = "head, 1 batch, CG 20 [Bal]"
 HEAD_10 = "head, 10 batches, CG 20 [Bal]"

@@ -30,6 +30,15 @@ Samplers do not depend on the budget (TPE, random; SMAC's initial-design size is
 largest budget), so the prefix of one run at max(f)·T is what a run stopped at f·T would give.
 
 Run: ``python benchmarks/b6_blackbox.py [--seeds 0 1 2] [--budget-factor 1 10 50] [--out PATH]``.
+
+Each run also merges one row per (method, seed) into ``results/summary.json`` (``--summary``;
+``--no-summary`` for trial runs), under ``b6`` for the preset's box and ``b6_box{b}`` for another
+``--box``. ``--summary-only [JSON ...]`` rebuilds those rows from results files already written
+(default: ``--out``) without running anything. Methods: ``autobalance``, ``la_init`` (α′ = 0, no
+search), ``optuna_tpe``, ``optuna_random``, ``smac_hpo`` at f = 1 (equal wall time) and
+``<name>_{f}x`` at the other factors. Per seed: ``balanced_error`` (test, after the retrain on S),
+``val_balanced_error`` (S_V, α scored as a trial), ``seconds`` (search wall time: T, or the
+budget f·T; the retrain every method shares is left out), ``trials``, ``budget_factor``.
 """
 
 from __future__ import annotations
@@ -45,7 +54,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import environment, format_table, make_parser, set_threads, write_json
+from _common import (
+    RESULTS_DIR,
+    environment,
+    format_table,
+    make_parser,
+    read_json,
+    set_threads,
+    update_summary,
+    write_json,
+)
 from torch import Tensor, nn
 
 from autobalance.config import SearchConfig
@@ -66,6 +84,9 @@ LABELS = {
     "smac": "SMAC3 (HPO facade, RF)",
     "init": "init α′=0 (LA), no search",
 }
+# summary.json method names: each peer prefixed with its library
+SUMMARY_NAMES = {"tpe": "optuna_tpe", "random": "optuna_random", "smac": "smac_hpo"}
+SUMMARY_METRICS = ("balanced_error", "val_balanced_error", "seconds", "trials", "budget_factor")
 # Phase ids of the engine's loader/augmentation seeds (autobalance.search._PHASE_ID).
 SEARCH_PHASE, RETRAIN_PHASE = 1, 2
 
@@ -507,6 +528,73 @@ def plot(
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------------- summary.json
+def summary_protocol(payload: dict[str, Any]) -> str:
+    """``b6`` for the preset's α′ box, ``b6_box{b}`` for another box (a different protocol)."""
+    box = float(payload["config"]["box"])
+    preset_box = float(load_config(preset=PRESET).search.space.bound_additive)
+    return "b6" if box == preset_box else f"b6_box{box:g}"
+
+
+def summary_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (method, seed) from a B6 results payload, for ``update_summary``.
+
+    Peers at f = 1 (equal wall time) keep their plain name; other factors get ``_{f}x``.
+    ``seconds`` is the search wall time (AutoBalance: T; black box: the budget f·T; init: 0),
+    without the retrain on S that every method shares.
+    """
+    factors = [float(f) for f in payload["config"]["budget_factors"]]
+    rows: list[dict[str, Any]] = []
+    for s in payload["per_seed"]:
+        seed, T = s["seed"], s["budget_T_s"]
+        ab = s["autobalance"]
+        rows.append(
+            {
+                "method": "autobalance",
+                "seed": seed,
+                "balanced_error": ab["test_balanced_error"],
+                "val_balanced_error": ab["val_balanced_error_as_trial"],
+                "seconds": ab["search_s"],
+                "trials": None,
+                "budget_factor": 1.0,
+            }
+        )
+        rows.append(
+            {
+                "method": "la_init",
+                "seed": seed,
+                "balanced_error": s["init"]["test_balanced_error"],
+                "val_balanced_error": s["init"]["val_balanced_error"],
+                "seconds": 0.0,
+                "trials": None,
+                "budget_factor": 0.0,
+            }
+        )
+        for m, rec in s["methods"].items():
+            for f in factors:
+                pf = rec["per_factor"][str(f)]
+                name = SUMMARY_NAMES[m] + ("" if f == 1.0 else f"_{f:g}x")
+                rows.append(
+                    {
+                        "method": name,
+                        "seed": seed,
+                        "balanced_error": pf["test_balanced_error"],
+                        "val_balanced_error": pf["val_balanced_error"],
+                        "seconds": f * T,
+                        "trials": pf["trials"],
+                        "budget_factor": f,
+                    }
+                )
+    return rows
+
+
+def write_summary(payload: dict[str, Any], path: Path) -> str:
+    """Merge ``payload``'s rows into the summary file at ``path``; return the protocol key."""
+    protocol = summary_protocol(payload)
+    update_summary(protocol, summary_rows(payload), path, SUMMARY_METRICS)
+    return protocol
+
+
 def main() -> None:
     parser = make_parser("b6_blackbox", __doc__.splitlines()[0], repeats=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -530,7 +618,27 @@ def main() -> None:
         help="AutoBalance runs per seed (deterministic); T = median search-phase time",
     )
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        default=RESULTS_DIR / "summary.json",
+        help="summary file that gets one row per (method, seed)",
+    )
+    parser.add_argument("--no-summary", action="store_true", help="leave the summary file alone")
+    parser.add_argument(
+        "--summary-only",
+        type=Path,
+        nargs="*",
+        default=None,
+        metavar="JSON",
+        help="run nothing: merge these results files (default: --out) into the summary file",
+    )
     args = parser.parse_args()
+    if args.summary_only is not None:
+        for src in args.summary_only or [args.out]:
+            protocol = write_summary(read_json(src), args.summary)
+            print(f"{src} → {args.summary} [{protocol}]")
+        return
     if args.ab_repeats < 1:
         raise ValueError(f"--ab-repeats must be ≥ 1, got {args.ab_repeats}")
     if any(f <= 0 for f in args.factors):
@@ -656,6 +764,9 @@ def main() -> None:
         "runtime_s": time.perf_counter() - t_start,
     }
     path = write_json(out, payload)
+    if not args.no_summary:
+        protocol = write_summary(payload, args.summary)
+        print(f"summary rows → {args.summary} [{protocol}]")
     headers = ["method", "wall time / T", "test bal. err", "S_V bal. err", "trials (per seed)"]
     print()
     print(format_table(headers, rows))

@@ -23,6 +23,7 @@ from autobalance.presets import dump_config, list_presets, load_config, preset_d
 from autobalance.runs import SUMMARY, RunDir, default_run_path, progress_callbacks
 
 DEMO_PRESET = "digits-demo"
+DEMO_SEEDS = [10, 11, 12, 13, 14]  # not the seeds 0-6 its settings were chosen on
 DEMO_QUICK = ("search.train.epochs=4",)
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -270,7 +271,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)  # tiny models: extra threads only add overhead
     out = Path(args.out)
-    seeds = [0] if args.quick and args.seeds is None else (args.seeds or [0, 1, 2, 3, 4])
+    # The demo's settings were chosen on seeds 0-6; it reports fresh seeds by default.
+    seeds = DEMO_SEEDS[:1] if args.quick and args.seeds is None else (args.seeds or DEMO_SEEDS)
     extra = list(DEMO_QUICK if args.quick else ())
     summaries: dict[str, list[dict[str, Any]]] = {}
     dirs: dict[str, list[Path]] = {}
@@ -461,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy, and write a report folder (report.md with plots, metrics.json, run dirs).",
     )
     p.add_argument("--out", default="demo-report", metavar="DIR", help="report folder")
-    p.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds (default 0 1 2 3 4)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds (default 10-14)")
     p.add_argument("--quick", action="store_true", help="1 seed, 4 epochs (a smoke test)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", help="overrides")

@@ -89,7 +89,8 @@ class HyperConfig:
       number of hyper-steps per epoch, so that small data sets still get enough of them.
     - ``val_sampling``: ``uniform`` or class-``balanced`` batches of ``val_batch_size``, or
       ``full``: the whole validation split S_V at every hyper-step (the lowest-variance
-      estimate of the upper objective; cheap when S_V is small).
+      estimate of the upper objective; cheap when S_V is small). Above ``val_full_max``
+      samples, whose graph is held at once, a class-balanced sample of that many.
     - ``rescale``: when the Neumann step 1/λ̂_max is re-estimated by power iteration
       (``auto_scale``): ``once`` (first hyper-step only), every ``epoch`` or every ``step``.
       The curvature grows as training approaches interpolation and after each learning-rate
@@ -101,7 +102,8 @@ class HyperConfig:
     train_batches: int = 1
     val_batches: int = 1
     val_batch_size: int | None = None
-    val_sampling: str = "balanced"
+    val_sampling: str = "full"
+    val_full_max: int = 4096
     method: str = "neumann"
     iterations: int = 5
     scale: float = 1.0
@@ -116,7 +118,7 @@ class HyperConfig:
         _choice("hypergradient scope", self.scope, SCOPES)
         _choice("val_sampling", self.val_sampling, VAL_SAMPLING)
         _choice("hyper.rescale", self.rescale, RESCALE)
-        for name in ("interval", "train_batches", "val_batches", "iterations"):
+        for name in ("interval", "train_batches", "val_batches", "iterations", "val_full_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"hyper.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.per_epoch is not None and self.per_epoch < 1:
@@ -230,7 +232,13 @@ class GuardConfig:
 
 @dataclass
 class SearchConfig:
-    """Algorithm 1 end to end: split, warm-up, search, retrain."""
+    """Algorithm 1 end to end: split, warm-up, search, retrain.
+
+    ``hyper_start``: the fraction of the search epochs trained with the init loss before the
+    hyper-steps begin (Algorithm 1's warm-up; the paper's 120 of 300 epochs is 0.4). It was
+    called ``warmup_fraction``, which clashed with the learning-rate warm-up
+    ``train.warmup_epochs``.
+    """
 
     seed: int = 0
     val_fraction: float | None = None

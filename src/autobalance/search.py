@@ -373,9 +373,16 @@ class AutoBalanceSearch:
         h = self.cfg.hyper
         if h.val_sampling == "full":
             n = len(self.s_val)
+            # all of S_V; above val_full_max samples (memory: one graph holds them all), a fresh
+            # class-balanced sample of that size at each hyper-step
+            index = (
+                torch.arange(n)
+                if n <= h.val_full_max
+                else self._sample(self.s_val, h.val_full_max, gen, balanced=True)
+            )
             parts = [
-                self._batch(self.s_val, torch.arange(i, min(i + batch_size, n)), None, train=False)
-                for i in range(0, n, batch_size)
+                self._batch(self.s_val, index[i : i + batch_size], None, train=False)
+                for i in range(0, len(index), batch_size)
             ]
             logits = torch.cat([logits_fn(x) for x, _, _ in parts])
             y = torch.cat([y for _, y, _ in parts])

@@ -276,10 +276,10 @@ def test_demo_quick_writes_a_report(tmp_path: Path, capsys) -> None:
         assert f"]({png})" in report
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["seeds"] == [0]
+    assert metrics["seeds"] == [10]  # fresh seeds: not those the settings were chosen on
     assert set(metrics["methods"]) == {"ce", "la", "autobalance"}
     for method in ("ce", "la", "autobalance"):
-        run = out / "runs" / f"{method}-seed0"
+        run = out / "runs" / f"{method}-seed10"
         records = read_jsonl(run / "metrics.jsonl")
         assert records and all("train_loss" in r for r in records)
         summary = json.loads((run / "summary.json").read_text())
@@ -288,3 +288,19 @@ def test_demo_quick_writes_a_report(tmp_path: Path, capsys) -> None:
         # balanced error = mean of the per-class errors
         assert value == pytest.approx(np.mean(summary["test"]["class_errors"]))
         assert (run / "report.md").is_file()
+
+
+def test_a_search_that_falls_back_says_so(tmp_path, capsys) -> None:
+    out = tmp_path / "fallback"
+    args = tiny_args(out)
+    # a negative margin makes any final score "worse than the reference": forced fallback
+    args[args.index("--set") + 1 : args.index("--set") + 1] = ["search.guard.fallback_margin=-1"]
+    assert main(["search", *args]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "fell back to its initialisation" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["guard"]["fell_back"] is True
+    assert "reference" in summary["guard"]["fallback_reason"]
+    assert "fell back to its initialisation" in (out / "report.md").read_text()
+    space = json.loads((out / "search_space.json").read_text())
+    assert all(v == 0.0 for raw in space["raw"].values() for v in raw)  # α′ = α₀: the init

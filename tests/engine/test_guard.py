@@ -171,6 +171,12 @@ def test_full_validation_objective_uses_all_of_s_val() -> None:
         got = eng._val_loss(model, torch.Generator().manual_seed(0), 7)
         want = eng.objective(model(eng.s_val.x), eng.s_val.y, None)
     torch.testing.assert_close(got, want)
+    # above val_full_max: a class-balanced sample of that size, fresh at each hyper-step
+    eng.cfg.hyper.val_full_max = 8
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        first, second = (eng._val_loss(model, gen, 7) for _ in range(2))
+    assert not torch.equal(first, want) and not torch.equal(first, second)
 
 
 def test_renamed_and_new_config_keys() -> None:
