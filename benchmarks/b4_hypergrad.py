@@ -67,6 +67,7 @@ from _common import (
 from torch import Tensor, nn
 
 from autobalance.augment import make_image_transform
+from autobalance.checkpoint import atomic_save, safe_load
 from autobalance.config import HyperConfig, SearchConfig
 from autobalance.data.cifar import default_cache_dir, load_cifar_lt
 from autobalance.hypergrad import estimate_max_eigenvalue, implicit_hypergradient
@@ -93,6 +94,16 @@ WEIGHT_DECAY = 2e-4  # B1
 BATCH = 128
 QUICK_BATCH = 32  # --quick: smoke run only
 PLAIN_PER_SAMPLE = 3  # the cost baseline is 3 plain steps in a row (steadier on a shared CPU)
+
+
+def save_cache(obj: Any, path: Path) -> None:
+    """Save a cache entry atomically; it holds only tensors and plain Python data."""
+    atomic_save(obj, path)
+
+
+def load_cache(path: Path) -> Any:
+    """Load a cache entry with ``weights_only=True`` (no pickled objects are ever run)."""
+    return safe_load(path)
 
 
 # =============================================================================== small helpers
@@ -638,7 +649,7 @@ class Bench:
         start, info = 0, {"seconds": 0.0, "history": []}
         for e in range(epochs, 0, -1):
             if self._ckpt(e).is_file():
-                state = torch.load(self._ckpt(e), map_location="cpu", weights_only=False)
+                state = load_cache(self._ckpt(e))
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["opt"])
                 sched.load_state_dict(state["sched"])
@@ -678,7 +689,7 @@ class Bench:
                 "sched": sched.state_dict(),
                 "info": info,
             }
-            torch.save(state, self._ckpt(epoch + 1))
+            save_cache(state, self._ckpt(epoch + 1))
             print(f"[train] epoch {epoch + 1}/{epochs} {info['history'][-1]}", flush=True)
         if not self._ckpt(epochs).is_file():  # epochs = 0 (--quick): the untrained state
             state = {
@@ -687,7 +698,7 @@ class Bench:
                 "sched": sched.state_dict(),
                 "info": info,
             }
-            torch.save(state, self._ckpt(epochs))
+            save_cache(state, self._ckpt(epochs))
         return model, info
 
     # ------------------------------------------------------------------ plain SGD step
@@ -910,7 +921,7 @@ def run_fidelity(bench: Bench, budget: Budget) -> dict[str, Any] | None:
     cache_path = _fidelity_cache(bench)
     cache: dict[str, Any] = {}
     if cache_path.is_file():
-        cache = torch.load(cache_path, map_location="cpu", weights_only=False)
+        cache = load_cache(cache_path)
     batch_sets: dict[str, dict[str, list]] = {}
     plain_model = copy.deepcopy(model)
     plain = bench.plain_step_fn(plain_model)
@@ -965,7 +976,7 @@ def run_fidelity(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             "hyper": dataclasses.asdict(hyper),
             "batches": key,
         }
-        torch.save(cache, cache_path)
+        save_cache(cache, cache_path)
         print(f"[fidelity] {name}: {seconds:.1f} s = {seconds / plain_s:.1f}× plain", flush=True)
     return summarise_fidelity(cache, modes)
 
@@ -1059,7 +1070,7 @@ def _retrain_from(bench: Bench, delta: Tensor, epochs: int) -> dict[str, float]:
         for p in search.space.hparams():
             p.add_(delta[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
-    state = torch.load(bench._ckpt(bench.args.epochs), map_location="cpu", weights_only=False)
+    state = load_cache(bench._ckpt(bench.args.epochs))
     model = resnet8(10)
     model.load_state_dict(state["model"])
     opt = make_optimizer(model, bench.train_cfg)
@@ -1103,12 +1114,12 @@ def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
     cache_path = _fidelity_cache(bench)
     if not cache_path.is_file():
         return None
-    fid = torch.load(cache_path, map_location="cpu", weights_only=False)
+    fid = load_cache(cache_path)
     step = float(bench.args.descent_step)
     dpath = bench.cache / f"b4-descent-{bench.tag}-epoch{bench.args.epochs}-step{step:g}.pt"
     done: dict[str, Any] = {}
     if dpath.is_file():
-        done = torch.load(dpath, map_location="cpu", weights_only=False)
+        done = load_cache(dpath)
     epochs = 1
     n = 20
     g = torch.Generator().manual_seed(bench.args.seed + 17)
@@ -1133,7 +1144,7 @@ def run_descent(bench: Bench, budget: Budget) -> dict[str, Any] | None:
             break
         t0 = time.perf_counter()
         done[name] = {**_retrain_from(bench, delta, epochs), "delta": delta.tolist()}
-        torch.save(done, dpath)
+        save_cache(done, dpath)
         print(
             f"[descent] {name}: {done[name]['balanced_ce']:.4f} ({time.perf_counter() - t0:.0f} s)",
             flush=True,

@@ -2,43 +2,108 @@
 
 Every command reads an :class:`~autobalance.experiment.ExperimentConfig` (``--config FILE`` or
 ``--preset NAME``, then ``--set key.sub=value`` overrides), runs through the library API and
-writes a run directory (``autobalance.runs``). Errors in the input (a bad config key or value, a
-missing data path, an unknown preset) print one line on stderr and exit with status 2;
-``--debug`` shows the traceback instead.
+writes a run directory (``autobalance.runs``). Every input is checked before the run directory
+is created. Errors in the input (a bad config key or value, a missing data path, an unknown
+preset or device, an ``--out`` that cannot be written, a full disk) print one line on stderr and
+exit with status 2; a diverged training, or a search that never updated α (unless
+``--allow-no-search``), exits with status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+import yaml
+
 from autobalance.config import apply_overrides
-from autobalance.experiment import ExperimentConfig, build_experiment, loss_counts, resolve_device
+from autobalance.experiment import (
+    Experiment,
+    ExperimentConfig,
+    build_experiment,
+    loss_counts,
+    resolve_device,
+)
 from autobalance.presets import dump_config, list_presets, load_config, preset_dict
-from autobalance.runs import SUMMARY, RunDir, default_run_path, progress_callbacks
+from autobalance.runs import SUMMARY, RunDir, config_diff, default_run_path, progress_callbacks
 
 DEMO_PRESET = "digits-demo"
 DEMO_SEEDS = [10, 11, 12, 13, 14]  # not the seeds 0-6 its settings were chosen on
 DEMO_QUICK = ("search.train.epochs=4",)
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+CONFIG_FLAGS = ("--preset", "--config", "--set", "--seed")
+MAX_DIFF_VALUES = 4  # keys shown with both values in the "config differs" error
 
 
 class CLIError(ValueError):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+class NoSearchError(RuntimeError):
+    """The search finished without updating α once: exit status 1 (see ``--allow-no-search``)."""
+
+
 # ---------------------------------------------------------------------- config helpers
 
 
+def _check_overrides(items: Sequence[str]) -> None:
+    """A ``--set`` value that is not valid YAML, named in one line (not a YAML traceback)."""
+    for item in items:
+        if "=" not in item:
+            continue  # apply_overrides says how an override must look
+        key, raw = item.split("=", 1)
+        try:
+            yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise CLIError(
+                f"--set {item}: the value of {key.strip()} is not valid YAML ({problem}); "
+                "quote a string, close a list [a, b] or a mapping {k: v}"
+            ) from None
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device torch cannot parse, or one this machine does not have."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CLIError(
+            f"unknown device '{device}'; expected cpu, cuda, cuda:N, mps or auto"
+        ) from None
+    if dev.type not in DEVICE_TYPES:
+        raise CLIError(
+            f"device '{device}' is not supported; expected cpu, cuda, cuda:N, mps or auto"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "no CUDA device found" if torch.version.cuda else "torch was built without CUDA"
+            raise CLIError(f"device '{device}' is not available ({why}); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise CLIError(
+                f"device '{device}' does not exist: this machine has {count} CUDA device(s)"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise CLIError(f"device '{device}' is not available here; use --device cpu or auto")
+
+
 def _resolve(args: argparse.Namespace, base: dict[str, Any] | None = None) -> ExperimentConfig:
-    """The ``--config``/``--preset`` (or ``base``) config with ``--set``/``--seed``/``--device``."""
+    """The ``--config``/``--preset`` (or ``base``) config with ``--set``/``--seed``/``--device``,
+    parsed strictly, its device resolved and checked to exist."""
     overrides = list(args.set or [])
+    _check_overrides(overrides)
     if getattr(args, "seed", None) is not None:
         overrides.append(f"search.seed={args.seed}")
     if getattr(args, "device", None) is not None:
@@ -48,17 +113,100 @@ def _resolve(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Ex
     else:
         cfg = load_config(args.config, args.preset, overrides)
     cfg.search.device = resolve_device(cfg.search.device)
+    _check_device(cfg.search.device)
     return cfg
 
 
-def _start_run(
-    args: argparse.Namespace, cfg: ExperimentConfig, method: str, resume: bool = False
-) -> RunDir:
+def _config_given(args: argparse.Namespace) -> bool:
+    """Whether any of ``--preset``/``--config``/``--set``/``--seed`` was given."""
+    return bool(
+        args.config is not None or args.preset is not None or args.set or args.seed is not None
+    )
+
+
+def _resume_config(args: argparse.Namespace) -> tuple[RunDir, ExperimentConfig]:
+    """The run to continue and its own resolved config; nothing is written.
+
+    Without config flags the run's ``config.yaml`` is used as it is (``--device`` may move it to
+    another device). With ``--preset``/``--config``/``--set``/``--seed`` the config they resolve
+    to (``--set``/``--seed`` on top of the run's own config, unless a preset or file is named)
+    must equal the run's: a resumed run never changes its configuration half way.
+    """
+    if not args.out:
+        raise CLIError("--resume needs --out RUN_DIR (the run to continue)")
+    run = RunDir.open_for_resume(args.out)
+    own = run.read_config()
+    if not _config_given(args):
+        return run, _resolve(args, own.to_dict())
+    fresh = args.config is not None or args.preset is not None
+    cfg = _resolve(args, None if fresh else own.to_dict())
+    diff = config_diff(own.to_dict(), cfg.to_dict(), ignore=("search.device",))
+    if diff:
+        old_d, new_d = own.to_dict(), cfg.to_dict()
+        shown = ", ".join(
+            f"{k} (run: {_value_at(old_d, k)}, given: {_value_at(new_d, k)})"
+            if i < MAX_DIFF_VALUES
+            else k
+            for i, k in enumerate(diff)
+        )
+        raise CLIError(
+            f"--resume: the given config differs from {run.file('config.yaml')} in "
+            f"{len(diff)} key(s): {shown}; run `autobalance search --resume --out {run.path}` "
+            f"without {'/'.join(CONFIG_FLAGS)} to continue with the run's own config, or start "
+            "a new run with another --out"
+        )
+    return run, cfg
+
+
+def _value_at(data: dict[str, Any], dotted: str) -> str:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "unset"
+        node = node[part]
+    return json.dumps(node, default=str)
+
+
+def _out_path(args: argparse.Namespace, cfg: ExperimentConfig, method: str) -> Path:
+    """``--out``, or a fresh ``runs/<name>-<method>-<time>``, checked to be creatable (nothing
+    is written: the folder is made by :func:`_create_run` once every input is checked)."""
     out = Path(args.out) if args.out else default_run_path(cfg.name, method)
-    run = RunDir.create(out, resume=resume)
+    return RunDir.check_new(out).path
+
+
+def _create_run(args: argparse.Namespace, cfg: ExperimentConfig, out: Path) -> RunDir:
+    """Make the (checked) run directory and write its ``config.yaml`` and ``env.json``."""
+    args.run_path = out
+    run = RunDir.create(out)
     run.write_config(cfg)
     run.write_env(seed=cfg.search.seed, device=cfg.search.device, argv=_argv(args))
     return run
+
+
+def _continue_run(args: argparse.Namespace, run: RunDir, cfg: ExperimentConfig) -> RunDir:
+    """Reopen a checked run for ``--resume``: its config.yaml is kept (rewritten only when
+    ``--device`` moved it), env.json gains a ``resumed`` record."""
+    args.run_path = run.path
+    run = RunDir.create(run.path, resume=True)
+    if run.read_config().search.device != cfg.search.device:
+        run.write_config(cfg)
+    run.record_resume(device=cfg.search.device, argv=_argv(args))
+    return run
+
+
+def _check_search(cfg: ExperimentConfig, exp: Experiment) -> None:
+    """Build the search engine once (split, search space, objective) and discard it, so that
+    its input errors come before the run directory exists."""
+    from autobalance.search import AutoBalanceSearch
+
+    AutoBalanceSearch(
+        cfg.search,
+        exp.model_fn,
+        exp.train,
+        test_data=exp.test,
+        transform=exp.transform,
+        eval_transform=exp.eval_transform,
+    )
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
@@ -90,24 +238,53 @@ def _report(run: RunDir) -> None:
     write_run_report(run)
 
 
+def _hyper_step_summary(summary: dict[str, Any], run: RunDir) -> tuple[int, int, str]:
+    """(applied, skipped, the skipped hyper-steps' reasons with their counts, or "")."""
+    counts = summary.get("hyper_steps") or {}
+    applied, skipped = int(counts.get("applied", 0)), int(counts.get("skipped", 0))
+    reasons = Counter(
+        " ".join(str(h.get("reason") or "no reason recorded").split())
+        for h in run.hyper_steps()
+        if not h.get("applied", True)
+    )
+    return applied, skipped, "; ".join(f"{n}× {r}" for r, n in reasons.most_common())
+
+
+def _no_search_reason(cfg: ExperimentConfig, skipped: int, why: str) -> str:
+    if skipped:
+        return f"all {skipped} hyper-steps were skipped: {why}"
+    h = cfg.search.hyper
+    every = f"hyper.per_epoch={h.per_epoch}" if h.per_epoch else f"hyper.interval={h.interval}"
+    return (
+        f"no hyper-step ran: the search epochs had fewer θ-steps than {every} asks for (a "
+        "large search.train.batch_size or search.val_fraction leaves few θ-steps per epoch); "
+        "lower search.hyper.interval, set search.hyper.per_epoch or train more epochs"
+    )
+
+
 # ---------------------------------------------------------------------- commands
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """``autobalance search``: Algorithm 1 into a run directory."""
+    """``autobalance search``: Algorithm 1 into a run directory.
+
+    Every input (config, device, ``--out``, data, model, the engine's split) is checked before
+    anything is written; ``--resume`` continues the run's own config and refuses a different
+    one. Exit status 1 when no hyper-step updated α, unless ``--allow-no-search``.
+    """
     from autobalance.runs import run_search
 
+    resumed: RunDir | None = None
     if args.resume:
-        if not args.out:
-            raise CLIError("--resume needs --out RUN_DIR (the run to continue)")
-        # the run's own config unless another one is named
-        fresh = args.config is not None or args.preset is not None
-        cfg = _resolve(args, None if fresh else RunDir.open(args.out).read_config().to_dict())
-        run = _start_run(args, cfg, "autobalance", resume=True)
+        resumed, cfg = _resume_config(args)
+        out = resumed.path
     else:
         cfg = _resolve(args)
-        run = _start_run(args, cfg, "autobalance")
+        out = _out_path(args, cfg, "autobalance")
     exp = build_experiment(cfg)
+    _check_search(cfg, exp)
+    # every input checked: only now is anything written
+    run = _create_run(args, cfg, out) if resumed is None else _continue_run(args, resumed, cfg)
     _say(args, f"search: {cfg.name} on {cfg.dataset.name} ({len(exp.train)} train) → {run.path}")
     summary = run_search(
         cfg, exp, run, resume=args.resume, callbacks=progress_callbacks(args.quiet)
@@ -119,8 +296,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     if guard.get("fell_back") or guard.get("rollbacks"):
         # said even with --quiet: a fallback or rollback changes what the run means
         print(f"autobalance: warning: {guard_sentence(guard)}", file=sys.stderr)
+    applied, skipped, reasons = _hyper_step_summary(summary, run)
+    steps_line = f"hyper-steps on α: {applied} applied, {skipped} skipped"
+    if reasons:
+        steps_line += f" ({reasons})"
     _say(args, f"autobalance: {_headline(summary)}")
+    _say(args, f"autobalance: {steps_line}")
     _say(args, f"run directory: {run.path} (report.md, alpha.json, model.pt)")
+    if applied == 0:
+        # said even with --quiet: α* is then the initial loss, not a searched one
+        why = _no_search_reason(cfg, skipped, reasons)
+        if not args.allow_no_search:
+            raise NoSearchError(
+                f"the search never updated α ({why}); alpha.json holds the initial loss "
+                f"(space.init={cfg.search.space.init}); pass --allow-no-search to accept it"
+            )
+        print(
+            f"autobalance: warning: the search never updated α ({why}); alpha.json holds the "
+            f"initial loss (space.init={cfg.search.space.init})",
+            file=sys.stderr,
+        )
+    elif skipped:
+        print(f"autobalance: warning: {steps_line}", file=sys.stderr)
     return 0
 
 
@@ -154,9 +351,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         # LDAM scales logits by s=30 and expects a cosine classifier (Cao et al. 2019).
         cfg.model.options["norm_head"] = True
         _say(args, "note: LDAM uses a cosine-classifier head (model.options.norm_head=true)")
+    out = _out_path(args, cfg, "learned" if args.alpha is not None else args.loss)
     exp = build_experiment(cfg)
     loss, method = _make_loss(cfg, exp, args)
-    run = _start_run(args, cfg, method)
+    run = _create_run(args, cfg, out)  # every input checked: now the folder
     _say(args, f"train: {method} on {cfg.dataset.name} ({len(exp.train)} train) → {run.path}")
     summary = run_train(cfg, exp, run, loss, method, callbacks=progress_callbacks(args.quiet))
     if args.alpha is not None:
@@ -478,7 +676,16 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoints/, model.pt and report.md.",
     )
     _add_common(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with its own config.yaml (config flags must match it)",
+    )
+    p.add_argument(
+        "--allow-no-search",
+        action="store_true",
+        help="exit 0 even when no hyper-step updated α (alpha.json is then the initial loss)",
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
@@ -567,11 +774,66 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(msg.split())
 
 
+def _innermost(tb: TracebackType | None) -> TracebackType | None:
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def _diverged(exc: BaseException) -> bool:
+    """A non-finite training loss: the training loop's ``FloatingPointError``, or the
+    ``ValueError`` of a loss's finiteness check (``losses._common.check_finite``), which fires
+    first when the logits have blown up. A diverged training, not bad input."""
+    if isinstance(exc, FloatingPointError):
+        return True
+    if not isinstance(exc, ValueError) or isinstance(exc, CLIError):
+        return False
+    tb = _innermost(exc.__traceback__)
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code
+    return code.co_name == "check_finite" and Path(code.co_filename).parts[-2:] == (
+        "losses",
+        "_common.py",
+    )
+
+
+def _divergence_message(exc: BaseException) -> str:
+    msg = _one_line(exc)
+    if "learning rate" not in msg:
+        msg += "; lower the learning rate (search.train.lr) or check the data"
+    return f"training diverged: {msg}"
+
+
+def _os_error_message(exc: OSError, args: argparse.Namespace) -> str:
+    """One line for a file-system error: what failed, where, and what state the run is in."""
+    target = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        run = getattr(args, "run_path", None)
+        resumable = run is not None and (Path(run) / "checkpoints" / "last.pt").is_file()
+        if args.command == "search" and resumable:
+            then = f"free some space and continue with `autobalance search --resume --out {run}`"
+        elif run is not None:
+            then = f"free some space, remove {run} and run the command again"
+        else:
+            then = "free some space and run the command again"
+        return (
+            f"no space left on device{target}; the run's state on disk is intact (every file "
+            f"is written atomically): {then}"
+        )
+    if exc.strerror and exc.filename:
+        return f"cannot write {exc.filename}: {exc.strerror}"
+    if exc.strerror:
+        return exc.strerror
+    return _one_line(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv`` (default ``sys.argv[1:]``), run the command, return its status.
 
-    0 on success, 2 on bad input (one line on stderr), 1 when training diverged, 130 when
-    interrupted.
+    0 on success, 2 on bad input (one line on stderr: config, data, device, an ``--out`` that
+    cannot be written, a full disk), 1 when training diverged or a search never updated α
+    (without ``--allow-no-search``), 130 when interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -590,15 +852,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "threads", None) is not None and args.command != "demo":
             torch.set_num_threads(args.threads)
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, NotADirectoryError, KeyError, ImportError) as exc:
+    except NonFiniteHypergradient as exc:  # a FloatingPointError, but not θ's divergence
+        if debug:
+            raise
+        print(f"autobalance {args.command}: failed: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ValueError, FloatingPointError) as exc:
+        if debug:
+            raise
+        if _diverged(exc):
+            print(f"autobalance {args.command}: {_divergence_message(exc)}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"autobalance {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, NotADirectoryError, KeyError, ImportError, yaml.YAMLError) as exc:
         if debug:
             raise
         print(f"autobalance {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (FloatingPointError, NonFiniteHypergradient) as exc:
+    except OSError as exc:  # a read-only --out, a full disk: one line, the state is intact
         if debug:
             raise
-        print(f"autobalance {args.command}: failed: {_one_line(exc)}", file=sys.stderr)
+        print(f"autobalance {args.command}: error: {_os_error_message(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
+    except NoSearchError as exc:
+        if debug:
+            raise
+        print(f"autobalance {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(

@@ -1,18 +1,22 @@
 """Typed configuration of a search run, loadable from nested dicts / YAML with overrides.
 
 Every knob of Algorithm 1 lives here with a documented default; the loop reads only these
-fields. Unknown keys and bad values raise ``ValueError`` naming the valid choices.
+fields. Unknown keys and bad values raise ``ValueError`` naming the valid choices. Each field is
+checked whenever it is set (its type — ``true`` is not an integer —, finite floats, its range;
+:class:`autobalance.validation.StrictConfig`), and a field the class does not declare cannot be
+set (``cfg.train.epoch = 1`` raises AttributeError).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
 from autobalance.objectives import OBJECTIVES
 from autobalance.search_space import COMPONENTS, INITS, KINDS, SearchSpace
 from autobalance.train import TrainConfig
+from autobalance.validation import Rule, StrictConfig, at_least, greater_than, nonempty, within
 
 METHODS = ("neumann", "cg", "exact")
 SCOPES = ("full", "head")
@@ -30,8 +34,25 @@ def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 
 @dataclass
-class SpaceConfig:
-    """Search space (``autobalance.search_space.SearchSpace``) settings."""
+class SpaceConfig(StrictConfig):
+    """Search space (``autobalance.search_space.SearchSpace``) settings.
+
+    ``cluster_size`` / ``num_clusters`` ≥ 1 or null; ``delta_scale`` > 0; ``tau``, ``gamma``
+    ≥ 0; the half-widths ``bound_*`` of the boxes on α′ > 0.
+    """
+
+    SECTION: ClassVar[str] = "space."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "search": (nonempty,),
+        "cluster_size": (at_least(1),),
+        "num_clusters": (at_least(1),),
+        "delta_scale": (greater_than(0),),
+        "tau": (at_least(0),),
+        "gamma": (at_least(0),),
+        "bound_additive": (greater_than(0),),
+        "bound_multiplicative": (greater_than(0),),
+        "bound_weight": (greater_than(0),),
+    }
 
     kind: str = "clusters"
     search: tuple[str, ...] = ("additive", "multiplicative")
@@ -77,7 +98,7 @@ class SpaceConfig:
 
 
 @dataclass
-class HyperConfig:
+class HyperConfig(StrictConfig):
     """The hyper-step: how often, on how much data, and how the inverse Hessian is applied.
 
     The official implementation's hyper-step is ``interval=20, train_batches=10,
@@ -95,7 +116,24 @@ class HyperConfig:
       (``auto_scale``): ``once`` (first hyper-step only), every ``epoch`` or every ``step``.
       The curvature grows as training approaches interpolation and after each learning-rate
       drop, so a step sized once can make the series diverge later (issue 8).
+
+    Counts (``interval``, ``per_epoch``, batches, ``iterations``, ``power_iterations``,
+    ``val_full_max``, ``val_batch_size``) are ≥ 1; ``scale`` > 0; ``damping`` ≥ 0 or null.
     """
+
+    SECTION: ClassVar[str] = "hyper."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "interval": (at_least(1),),
+        "per_epoch": (at_least(1),),
+        "train_batches": (at_least(1),),
+        "val_batches": (at_least(1),),
+        "val_batch_size": (at_least(1),),
+        "val_full_max": (at_least(1),),
+        "iterations": (at_least(1),),
+        "scale": (greater_than(0),),
+        "power_iterations": (at_least(1),),
+        "damping": (at_least(0),),
+    }
 
     interval: int = 20
     per_epoch: int | None = None
@@ -118,13 +156,6 @@ class HyperConfig:
         _choice("hypergradient scope", self.scope, SCOPES)
         _choice("val_sampling", self.val_sampling, VAL_SAMPLING)
         _choice("hyper.rescale", self.rescale, RESCALE)
-        for name in ("interval", "train_batches", "val_batches", "iterations", "val_full_max"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"hyper.{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.per_epoch is not None and self.per_epoch < 1:
-            raise ValueError(f"hyper.per_epoch must be ≥ 1 or null, got {self.per_epoch}")
-        if self.scale <= 0:
-            raise ValueError(f"hyper.scale must be > 0, got {self.scale}")
 
     def interval_for(self, steps_per_epoch: int) -> int:
         """θ-steps between hyper-steps: ``interval``, or ⌊steps/epoch ÷ per_epoch⌋ (≥ 1)."""
@@ -152,7 +183,7 @@ class HyperConfig:
 
 
 @dataclass
-class AlphaConfig:
+class AlphaConfig(StrictConfig):
     """Upper-level optimiser on α′.
 
     The paper's (§3, "Implementation"): SGD, lr 0.05, momentum 0.9, weight decay 1e-4, decayed
@@ -162,7 +193,21 @@ class AlphaConfig:
 
     ``average``: α* is the mean of α′ over the epoch-end snapshots of the last ``average``
     fraction of the search epochs (tail averaging, a variance reduction); 0 keeps the last α′.
+
+    ``lr`` > 0; ``momentum`` in [0, 1); ``weight_decay`` ≥ 0; ``step_every`` ≥ 1;
+    ``step_gamma`` in (0, 1]; ``clip_norm`` > 0 or null; ``average`` in [0, 1).
     """
+
+    SECTION: ClassVar[str] = "alpha."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "lr": (greater_than(0),),
+        "momentum": (within(0, 1, hi_open=True),),
+        "weight_decay": (at_least(0),),
+        "step_every": (at_least(1),),
+        "step_gamma": (within(0, 1, lo_open=True),),
+        "clip_norm": (greater_than(0),),
+        "average": (within(0, 1, hi_open=True),),
+    }
 
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -178,14 +223,10 @@ class AlphaConfig:
     def __post_init__(self) -> None:
         _choice("alpha optimizer", self.optimizer, ALPHA_OPTIMIZERS)
         _choice("alpha schedule", self.schedule, ALPHA_SCHEDULES)
-        if self.lr <= 0:
-            raise ValueError(f"alpha.lr must be > 0, got {self.lr}")
-        if not 0 <= self.average < 1:
-            raise ValueError(f"alpha.average must lie in [0, 1), got {self.average}")
 
 
 @dataclass
-class GuardConfig:
+class GuardConfig(StrictConfig):
     """Divergence detection and response for the search (issue 8: no silent collapse).
 
     At every hyper-step, a hypergradient whose norm exceeds ``spike`` × the median of the last
@@ -204,7 +245,20 @@ class GuardConfig:
     on the same batches (:class:`autobalance.guard.ReferenceTrajectory`; the θ-steps of the
     search epochs once more, no hyper-steps). The fallback then compares the searched θ with
     it, allowing only ``fallback_margin``: α* is never worse on S_V than its initialisation.
+
+    ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z`` ≥ 0; ``shrink`` in (0, 1);
+    ``max_rollbacks`` ≥ 0; ``fallback_margin`` any finite number (< 0 demands a gain).
     """
+
+    SECTION: ClassVar[str] = "guard."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "spike": (greater_than(1),),
+        "window": (at_least(1),),
+        "margin": (at_least(0),),
+        "shrink": (within(0, 1, lo_open=True, hi_open=True),),
+        "max_rollbacks": (at_least(0),),
+        "z": (at_least(0),),
+    }
 
     enabled: bool = True
     spike: float = 10.0
@@ -217,28 +271,33 @@ class GuardConfig:
     z: float = 2.0
     reference: bool = True
 
-    def __post_init__(self) -> None:
-        if self.spike <= 1:
-            raise ValueError(f"guard.spike must be > 1, got {self.spike}")
-        if self.window < 1:
-            raise ValueError(f"guard.window must be ≥ 1, got {self.window}")
-        if not 0 < self.shrink < 1:
-            raise ValueError(f"guard.shrink must lie in (0, 1), got {self.shrink}")
-        if self.z < 0:
-            raise ValueError(f"guard.z must be ≥ 0, got {self.z}")
-        if self.max_rollbacks < 0:
-            raise ValueError(f"guard.max_rollbacks must be ≥ 0, got {self.max_rollbacks}")
-
 
 @dataclass
-class SearchConfig:
+class SearchConfig(StrictConfig):
     """Algorithm 1 end to end: split, warm-up, search, retrain.
 
     ``hyper_start``: the fraction of the search epochs trained with the init loss before the
     hyper-steps begin (Algorithm 1's warm-up; the paper's 120 of 300 epochs is 0.4). It was
     called ``warmup_fraction``, which clashed with the learning-rate warm-up
     ``train.warmup_epochs``.
+
+    ``checkpoint_every``: with a checkpoint directory, the engine checkpoints every this many
+    epochs, and always at the end of the search and of the retrain phase (a resume replays the
+    epochs since the last checkpoint exactly).
+
+    ``seed`` ≥ 0; ``val_fraction`` in (0, 1) or null; ``objective_lam`` in [0, 1] or null;
+    ``objective_temperature`` > 0 or null; ``hyper_start`` in [0, 1); ``checkpoint_every`` ≥ 1.
     """
+
+    SECTION: ClassVar[str] = ""
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "seed": (at_least(0),),
+        "val_fraction": (within(0, 1, lo_open=True, hi_open=True),),
+        "objective_lam": (within(0, 1),),
+        "objective_temperature": (greater_than(0),),
+        "hyper_start": (within(0, 1, hi_open=True),),
+        "checkpoint_every": (at_least(1),),
+    }
 
     seed: int = 0
     val_fraction: float | None = None
@@ -255,13 +314,10 @@ class SearchConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     retrain_train: TrainConfig | None = None
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         _choice("objective", self.objective, OBJECTIVES)
-        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if not 0 <= self.hyper_start < 1:
-            raise ValueError(f"hyper_start must lie in [0, 1), got {self.hyper_start}")
 
     def retrain_config(self) -> TrainConfig:
         return self.retrain_train if self.retrain_train is not None else self.train
@@ -296,6 +352,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return value
         raise ValueError(f"{where} must be true/false, got {value!r}")
     if hint in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
         try:
             out = hint(value)
         except (TypeError, ValueError):

@@ -64,7 +64,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from autobalance.checkpoint import atomic_write_text
+from autobalance.checkpoint import atomic_write_text, latest_checkpoint
 from autobalance.data.dataset import TensorDataset
 from autobalance.experiment import (
     Experiment,
@@ -448,7 +448,7 @@ class Session:
         # an interrupted search of the same config continues from its last checkpoint
         resume = (
             is_search(method)
-            and (path / CHECKPOINTS / "last.pt").is_file()
+            and latest_checkpoint(path / CHECKPOINTS) is not None
             and (path / CONFIG).is_file()
             and (path / CONFIG).read_text(encoding="utf-8") == text
         )

@@ -9,25 +9,35 @@ A run directory holds everything needed to read, re-evaluate or resume one run::
     alpha.json             α* as a ParametricCE (reload with ``ParametricCE.load_json``)
     search_space.json      the search space: clusters D_π, raw α′ and effective (w, l, Δ)
     alpha_trajectory.csv   epoch, phase, class, group, cluster, w, l, Δ
-    checkpoints/last.pt    the engine's end-of-epoch checkpoint (resume)
+    checkpoints/last.pt    the engine's end-of-epoch checkpoint (resume; SHA-256 checked)
+    checkpoints/prev.pt    the checkpoint before it (the fallback when last.pt is damaged)
+    checkpoints/journal.jsonl  the search's history, trajectory and hyper-steps, pinned by
+                           each checkpoint (size + SHA-256)
+    .lock                  advisory lock held while a search or a training writes the run
     model.pt               final model state_dict (atomic; load with weights_only=True)
     summary.json           method, final test metrics, class counts, timings
     report.md              the run's report with its plots
 
 The loops only emit events (``autobalance.events``); :class:`MetricsWriter`,
 :class:`ProgressBar` and :class:`EpochLogger` observe them.
+
+While :func:`run_search` / :func:`run_train` write a run they hold ``.lock``
+(:meth:`RunDir.lock`, ``fcntl.flock``): a second process on the same directory fails at once
+with one line. Holding it, they delete the temp files a killed atomic write left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
 import platform
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,7 +46,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from autobalance.checkpoint import atomic_save, atomic_write_text, safe_load
+from autobalance.checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    latest_checkpoint,
+    remove_orphan_temps,
+    safe_load,
+)
 from autobalance.events import Callback
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
@@ -52,6 +68,7 @@ CHECKPOINTS = "checkpoints"
 MODEL = "model.pt"
 SUMMARY = "summary.json"
 REPORT = "report.md"
+LOCK = ".lock"
 TRAJECTORY_COLUMNS = ("epoch", "phase", "class", "group", "cluster", "w", "l", "delta")
 
 
@@ -88,6 +105,31 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+_MISSING = object()
+
+
+def config_diff(
+    old: dict[str, Any], new: dict[str, Any], *, ignore: Iterable[str] = (), prefix: str = ""
+) -> list[str]:
+    """Dotted paths of the keys whose values differ between two nested config dicts.
+
+    Mappings are compared key by key (a key on one side only counts as a difference), every
+    other value as a whole; ``ignore`` lists dotted paths left out of the comparison.
+    """
+    skip = set(ignore)
+    out: list[str] = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        path = f"{prefix}{key}"
+        if path in skip:
+            continue
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(config_diff(a, b, ignore=skip, prefix=path + "."))
+        elif a != b:
+            out.append(path)
+    return out
+
+
 def default_run_path(name: str, method: str, root: str | Path = "runs") -> Path:
     """``runs/<name>-<method>-<YYYYmmdd-HHMMSS>`` (a suffix is added if it exists)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -99,11 +141,17 @@ def default_run_path(name: str, method: str, root: str | Path = "runs") -> Path:
     return path
 
 
+class RunLockedError(ValueError):
+    """Another process holds the run directory's lock (reported in one line, exit status 2)."""
+
+
 class RunDir:
     """One run's folder and its files (see the module docstring for the layout)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -145,6 +193,153 @@ class RunDir:
         if not run.file(CONFIG).is_file():
             raise FileNotFoundError(f"not a run directory (no {CONFIG}): {run.path}")
         return run
+
+    @classmethod
+    def check_new(cls, path: str | Path) -> RunDir:
+        """Refuse now what :meth:`create` would refuse for a new run, writing nothing.
+
+        Checked before a command loads data or builds a model, so that a run directory is
+        created only once every input is known to be good (a corrected command is then not
+        refused with "already holds a run"). Raises ``ValueError`` when ``path`` holds a run or
+        is a file, ``NotADirectoryError`` when a parent is a file and ``PermissionError`` when
+        the folder cannot be created or written.
+        """
+        run = cls(path)
+        if run.path.exists():
+            if not run.path.is_dir():
+                raise ValueError(f"run directory {run.path} exists and is not a directory")
+            if run.file(CONFIG).is_file():
+                raise ValueError(
+                    f"{run.path} already holds a run; pass --resume to continue it or choose "
+                    "another --out"
+                )
+            target = run.path
+        else:
+            target = run.path.absolute().parent
+            while not target.exists() and target != target.parent:
+                target = target.parent
+            if not target.is_dir():
+                raise NotADirectoryError(
+                    f"cannot create run directory {run.path}: {target} is not a directory"
+                )
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise PermissionError(
+                f"cannot create run directory {run.path}: {target} is not writable"
+            )
+        return run
+
+    @classmethod
+    def open_for_resume(cls, path: str | Path) -> RunDir:
+        """An existing *search* run with a checkpoint to continue from; reads only.
+
+        ``FileNotFoundError`` when there is no run or no ``checkpoints/last.pt``; ``ValueError``
+        when the folder holds a run of another kind (a ``train`` run has nothing to resume).
+        """
+        run = cls(path)
+        if not run.path.is_dir():
+            raise FileNotFoundError(f"nothing to resume: {run.path} is not a directory")
+        if not run.file(CONFIG).is_file():
+            raise FileNotFoundError(f"nothing to resume: {run.path} holds no run (no {CONFIG})")
+        kind = run.kind()
+        if kind != "search":
+            what = f"a `{kind}` run" if kind else "a run of unknown kind"
+            raise ValueError(
+                f"cannot resume {run.path}: it holds {what}, not a search (--resume continues "
+                "only `autobalance search` runs); choose another --out"
+            )
+        if latest_checkpoint(run.checkpoint_dir) is None:  # last.pt, or prev.pt after a kill
+            raise FileNotFoundError(
+                f"nothing to resume in {run.path}: no {CHECKPOINTS}/last.pt (the search "
+                "stopped before its first epoch ended); remove the folder and start the "
+                "search again without --resume"
+            )
+        return run
+
+    def kind(self) -> str | None:
+        """``search`` or ``train``: from ``summary.json``, else the command in ``env.json``,
+        else ``search`` when a checkpoint exists; ``None`` when it cannot be told."""
+        for name, key in ((SUMMARY, "kind"), (ENV, "command")):
+            try:
+                data = self.read_json(name) if self.file(name).is_file() else None
+            except (OSError, ValueError):
+                data = None
+            if not isinstance(data, dict):
+                continue
+            value = data.get(key)
+            if key == "command":
+                value = value[1] if isinstance(value, list) and len(value) > 1 else None
+            if value in ("search", "train"):
+                return str(value)
+        if (self.checkpoint_dir / "last.pt").is_file():
+            return "search"
+        return None
+
+    def record_resume(self, *, device: str, argv: Iterable[str] | None = None) -> Path:
+        """Append a ``resumed`` entry (command, device, time) to ``env.json``, keeping the
+        original start record."""
+        env: dict[str, Any] = {}
+        if self.file(ENV).is_file():
+            try:
+                loaded = self.read_json(ENV)
+            except ValueError:  # unreadable JSON: start the record again
+                loaded = None
+            env = loaded if isinstance(loaded, dict) else {}
+        resumed = env.get("resumed")
+        entries: list[Any] = list(resumed) if isinstance(resumed, list) else []
+        entries.append(
+            {
+                "command": list(sys.argv if argv is None else argv),
+                "device": device,
+                "torch_threads": torch.get_num_threads(),
+                "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        env["resumed"] = entries
+        return self.write_json(ENV, env)
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDir]:
+        """Hold the advisory lock ``.lock`` (``fcntl.flock``) while writing this run.
+
+        Raises :class:`RunLockedError` at once when another process holds it. Re-entrant for
+        this object; a no-op where ``fcntl`` does not exist. The lock goes with the process:
+        a killed run leaves the file but not the lock.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield self
+            return
+        if self._lock_depth == 0:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip()
+                os.close(fd)
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise RunLockedError(
+                    f"{self.path} is being written by another autobalance process{who}; "
+                    "wait for it to end or choose another --out"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            self._lock_fd = fd
+        self._lock_depth += 1
+        try:
+            yield self
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0 and self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def remove_temp_files(self) -> list[Path]:
+        """Delete the temp files of killed atomic writes (call with :meth:`lock` held)."""
+        return [*remove_orphan_temps(self.path), *remove_orphan_temps(self.checkpoint_dir)]
 
     # ------------------------------------------------------------------ files
     def write_json(self, name: str, obj: Any) -> Path:
@@ -278,21 +473,65 @@ def _strip(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "alpha"}
 
 
+def _position(phase: str, epoch: Any) -> tuple[int, int]:
+    """Where an epoch's record falls in a run: warm-up/search (or train) epochs, then retrain."""
+    return (1 if phase == "retrain" else 0, int(epoch) if isinstance(epoch, int) else -1)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``.jsonl`` file, without a line torn by a kill."""
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
 class MetricsWriter(Callback):
     """Appends one JSON line per epoch to ``metrics.jsonl`` and per hyper-step to
-    ``hyper_steps.jsonl``, flushed at once so a live run can be followed (``tail -f``)."""
+    ``hyper_steps.jsonl``, flushed at once so a live run can be followed (``tail -f``).
+
+    A resumed run replays the epochs after its checkpoint: before its first line, the writer
+    drops the lines of that epoch and of every later one (and a line torn by the kill), so no
+    epoch or hyper-step appears twice.
+    """
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
+        self._trimmed = False
+
+    def _trim(self, start: tuple[int, int]) -> None:
+        """Keep only the records before position ``start`` (once, at the first event)."""
+        if self._trimmed:
+            return
+        self._trimmed = True
+        for name in (METRICS, HYPER_STEPS):
+            path = self.run.file(name)
+            if not path.is_file():
+                continue
+            records = _read_lines(path)
+            if name == METRICS:
+                keep = [r for r in records if _position(r.get("phase", ""), r.get("epoch")) < start]
+            else:  # hyper-steps are taken in search epochs
+                keep = [r for r in records if _position("search", r.get("epoch")) < start]
+            if len(keep) != len(records) or not path.read_text(encoding="utf-8").endswith("\n"):
+                self.run.write_records(name, keep)
 
     def _append(self, name: str, obj: dict[str, Any]) -> None:
         with open(self.run.file(name), "a", encoding="utf-8") as fh:
             fh.write(json_line(obj))
 
     def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
+        self._trim(_position(phase, epoch))
         self._append(METRICS, {"phase": phase, "epoch": epoch, **_strip(record)})
 
     def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
+        self._trim(_position(phase, info.get("epoch")))
         self._append(HYPER_STEPS, {"phase": phase, "step": step, **info})
 
 
@@ -430,7 +669,23 @@ def run_search(
     resume: bool = False,
     callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:
-    """Algorithm 1 (``AutoBalanceSearch``) into ``run``; returns the run's summary."""
+    """Algorithm 1 (``AutoBalanceSearch``) into ``run``; returns the run's summary.
+
+    Holds the run's lock throughout (:class:`RunLockedError` if another process writes it).
+    """
+    with run.lock():
+        run.remove_temp_files()
+        return _run_search(cfg, exp, run, resume=resume, callbacks=callbacks)
+
+
+def _run_search(
+    cfg: ExperimentConfig,
+    exp: Experiment,
+    run: RunDir,
+    *,
+    resume: bool,
+    callbacks: list[Callback] | None,
+) -> dict[str, Any]:
     from autobalance.search import AutoBalanceSearch, loss_from_alpha
 
     t0 = time.perf_counter()
@@ -481,7 +736,24 @@ def run_train(
     *,
     callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:
-    """Train one model with a fixed ``loss`` (``train.fit``) into ``run``; returns the summary."""
+    """Train one model with a fixed ``loss`` (``train.fit``) into ``run``; returns the summary.
+
+    Holds the run's lock throughout (:class:`RunLockedError` if another process writes it).
+    """
+    with run.lock():
+        run.remove_temp_files()
+        return _run_train(cfg, exp, run, loss, method, callbacks=callbacks)
+
+
+def _run_train(
+    cfg: ExperimentConfig,
+    exp: Experiment,
+    run: RunDir,
+    loss: nn.Module,
+    method: str,
+    *,
+    callbacks: list[Callback] | None,
+) -> dict[str, Any]:
     from autobalance.events import CallbackList
     from autobalance.train import fit
 
@@ -525,6 +797,8 @@ __all__ = [
     "MetricsWriter",
     "ProgressBar",
     "RunDir",
+    "RunLockedError",
+    "config_diff",
     "default_run_path",
     "json_line",
     "progress_callbacks",

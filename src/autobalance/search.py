@@ -8,8 +8,12 @@ Phases:
 4. ``retrain``: θ reset, SGD on all of S with α* frozen.
 
 The loop only emits events (``autobalance.events``); progress, files and plots are callbacks.
-A checkpoint is written at the end of every epoch; :meth:`AutoBalanceSearch.run` resumes from
-it and replays the remaining epochs exactly (all randomness is seeded per (phase, epoch)).
+A checkpoint is written at the end of every epoch (every ``checkpoint_every`` epochs, and at
+each phase end); :meth:`AutoBalanceSearch.run` resumes from it and replays the remaining epochs
+exactly (all randomness is seeded per (phase, epoch)). In the checkpoint directory: ``last.pt``
+(checksummed), ``prev.pt`` (the one before, used when ``last.pt`` is damaged) and
+``journal.jsonl``, the append-only history, trajectory and hyper-step log, whose prefix each
+checkpoint pins by size and SHA-256 (so a checkpoint's cost does not grow with the run).
 
 Stability (``SearchConfig.guard``, :class:`autobalance.guard.SearchGuard`): hypergradient
 spikes are clipped, a search whose validation balanced error runs away is rolled back with a
@@ -32,7 +36,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autobalance.checkpoint import atomic_save, rng_state, safe_load, set_rng_state
+from autobalance.checkpoint import (
+    LAST,
+    PREV,
+    RecordLog,
+    fault_point,
+    load_latest,
+    remove_orphan_temps,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from autobalance.config import SearchConfig
 from autobalance.data.counts import group_counts
 from autobalance.data.dataset import TensorDataset
@@ -58,6 +72,11 @@ from autobalance.train import (
 PHASES = ("warmup", "search", "retrain")
 log = logging.getLogger("autobalance")
 _PHASE_ID = {"warmup": 1, "search": 1, "retrain": 2}
+JOURNAL = "journal.jsonl"
+_CHECKPOINT_KEYS = frozenset(
+    {"phase", "epoch", "model", "optimizer", "scheduler", "space", "alpha_opt", "alpha_sched"}
+    | {"timings", "rng"}
+)
 
 
 @contextmanager
@@ -155,7 +174,8 @@ class AutoBalanceSearch:
         test_data: optional held-out set, evaluated every epoch for reports only.
         transform / eval_transform: batch transforms (augmentation, normalisation).
         callbacks: observers.
-        checkpoint_dir: where ``last.pt`` is written each epoch; ``None`` disables it.
+        checkpoint_dir: where ``last.pt`` (and ``prev.pt``, ``journal.jsonl``) are written;
+            ``None`` disables checkpoints.
     """
 
     def __init__(
@@ -178,6 +198,9 @@ class AutoBalanceSearch:
         self.eval_transform = eval_transform
         self.callbacks = CallbackList(callbacks or [])
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self._journal = (
+            RecordLog(self.checkpoint_dir / JOURNAL) if self.checkpoint_dir is not None else None
+        )
         self.device = torch.device(config.device)
         if train_data.groups is None and config.objective in ("deo", "ce_deo", "group_balanced_ce"):
             raise ValueError(f"objective '{config.objective}' needs a dataset with groups")
@@ -426,9 +449,41 @@ class AutoBalanceSearch:
         )
 
     # ------------------------------------------------------------------ checkpoint
-    def _save(self, state: dict[str, Any]) -> None:
-        if self.checkpoint_dir is not None:
-            atomic_save(state, self.checkpoint_dir / "last.pt")
+    def _save(self, state: dict[str, Any], lists: dict[str, list[dict[str, Any]]]) -> None:
+        """Journal the new records of ``lists``, then write ``state`` pinning them."""
+        if self.checkpoint_dir is not None and self._journal is not None:
+            state["journal"] = self._journal.sync(lists)
+            save_checkpoint(state, self.checkpoint_dir / LAST)
+
+    def _check_checkpoint(self, ckpt: Any) -> None:
+        """ValueError unless ``ckpt`` is a search checkpoint whose journal prefix is intact."""
+        if not isinstance(ckpt, dict) or not set(ckpt) >= _CHECKPOINT_KEYS:
+            raise ValueError("not an autobalance search checkpoint")
+        if "journal" in ckpt:
+            assert self._journal is not None
+            self._journal.read(ckpt["journal"])
+        elif "history" not in ckpt:  # neither journaled nor an older self-contained one
+            raise ValueError("not an autobalance search checkpoint (no history)")
+
+    def _load_checkpoint(self, resume: bool) -> dict[str, Any] | None:
+        """The checkpoint to resume from (``last.pt``, else ``prev.pt``), or None: start over."""
+        if self.checkpoint_dir is None or self._journal is None:
+            return None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        remove_orphan_temps(self.checkpoint_dir)
+        if resume:
+            found = load_latest(
+                self.checkpoint_dir, map_location=self.device, check=self._check_checkpoint
+            )
+            if found is not None:
+                ckpt: dict[str, Any] = found[0]
+                if "journal" not in ckpt:
+                    self._journal.reset()  # an older checkpoint: its lists are journaled anew
+                return ckpt
+        for name in (LAST, PREV):  # a fresh start: no stale checkpoint to fall back to
+            (self.checkpoint_dir / name).unlink(missing_ok=True)
+        self._journal.reset()
+        return None
 
     def _alpha_record(self) -> dict[str, Any]:
         eff = self.space.effective()
@@ -475,20 +530,19 @@ class AutoBalanceSearch:
 
             return fn
 
-        ckpt = None
-        if (
-            resume
-            and self.checkpoint_dir is not None
-            and (self.checkpoint_dir / "last.pt").exists()
-        ):
-            ckpt = safe_load(self.checkpoint_dir / "last.pt", map_location=self.device)
+        ckpt = self._load_checkpoint(resume)
         if ckpt is not None:
             phase, start_epoch = ckpt["phase"], int(ckpt["epoch"]) + 1
             self.space.load_state_dict(ckpt["space"])
             alpha_opt.load_state_dict(ckpt["alpha_opt"])
             alpha_sched.load_state_dict(ckpt["alpha_sched"])
-            trajectory, history = list(ckpt["trajectory"]), list(ckpt["history"])
-            hyper_log = list(ckpt["hyper_log"])
+            if "journal" in ckpt and self._journal is not None:
+                journaled = self._journal.restore(ckpt["journal"])
+                trajectory, history = journaled["trajectory"], journaled["history"]
+                hyper_log = journaled["hyper_log"]
+            else:  # an older checkpoint carries the lists itself
+                trajectory, history = list(ckpt["trajectory"]), list(ckpt["history"])
+                hyper_log = list(ckpt["hyper_log"])
             timings.update(ckpt["timings"])
             sc = ckpt.get("neumann_scale")
             self._neumann_scale = None if sc is None or sc < 0 else float(sc)
@@ -508,8 +562,8 @@ class AutoBalanceSearch:
                 model.load_state_dict(ckpt["model"])
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
-                if start_epoch >= e_search:
-                    phase, start_epoch = "retrain", 0
+                # after the last search epoch the loop below is empty, but the end of the
+                # search (the guard's fallback / averaging, the "final" α row) still runs
             else:
                 retrain_model = self._new_model()
                 retrain_model.load_state_dict(ckpt["model"])
@@ -526,9 +580,6 @@ class AutoBalanceSearch:
                 "space": self.space.state_dict(),
                 "alpha_opt": alpha_opt.state_dict(),
                 "alpha_sched": alpha_sched.state_dict(),
-                "trajectory": trajectory,
-                "history": history,
-                "hyper_log": hyper_log,
                 "timings": timings,
                 "neumann_scale": -1.0 if self._neumann_scale is None else self._neumann_scale,
                 "scale_epoch": self._scale_epoch,
@@ -540,6 +591,12 @@ class AutoBalanceSearch:
                 "guard_report": guard_report,
                 "rng": rng_state(),
             }
+
+        def lists() -> dict[str, list[dict[str, Any]]]:  # journaled, not in the checkpoint
+            return {"trajectory": trajectory, "history": history, "hyper_log": hyper_log}
+
+        def due(epoch: int, end: int) -> bool:  # checkpoint every k epochs and at phase ends
+            return (epoch + 1) % cfg.checkpoint_every == 0 or epoch == end - 1
 
         eval_sets: dict[str, TensorDataset] = {"val": self.s_val}
         if cfg.eval_train:
@@ -615,7 +672,9 @@ class AutoBalanceSearch:
                             log.warning("search epoch %d: %s; rolled back", epoch, event["reason"])
                 history.append(record)
                 timings["search"] += time.perf_counter() - hyper_gen["t0"]
-                self._save(make_state("search", epoch, model, optimizer, scheduler))
+                fault_point(f"{record['phase']}:epoch:{epoch}")  # testing hook (no-op)
+                if due(epoch, e_search):
+                    self._save(make_state("search", epoch, model, optimizer, scheduler), lists())
                 hyper_gen["t0"] = time.perf_counter()
 
             for epoch in range(start_epoch, e_search):
@@ -691,7 +750,9 @@ class AutoBalanceSearch:
         def r_done(epoch: int, record: dict[str, Any]) -> None:
             history.append(record)
             timings["retrain"] += time.perf_counter() - clock["t0"]
-            self._save(make_state("retrain", epoch, retrain_model, r_opt, r_sched))
+            fault_point(f"retrain:epoch:{epoch}")  # testing hook (no-op)
+            if due(epoch, rcfg.epochs):
+                self._save(make_state("retrain", epoch, retrain_model, r_opt, r_sched), lists())
             clock["t0"] = time.perf_counter()
 
         run_epochs(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from autobalance.data.dataset import TensorDataset
 from autobalance.data.loader import DEVICE_RESIDENT_MAX_BYTES, TensorLoader, device_copy
 from autobalance.metrics import evaluate_predictions
+from autobalance.validation import Rule, StrictConfig, at_least, greater_than, within
 
 LossFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 Transform = Callable[[Tensor, torch.Generator | None], Tensor]
@@ -29,8 +30,32 @@ StepHook = Callable[[int, int], dict[str, Any] | None]
 
 
 @dataclass
-class TrainConfig:
-    """Lower-level (θ) optimisation settings; defaults follow PROTOCOLS B1 / LDAM-DRW."""
+class TrainConfig(StrictConfig):
+    """Lower-level (θ) optimisation settings; defaults follow PROTOCOLS B1 / LDAM-DRW.
+
+    Every field is checked when set (type, finite, range; ``validation.StrictConfig``):
+    ``epochs``, ``batch_size``, ``eval_batch_size``, ``eval_every`` ≥ 1; ``lr`` > 0;
+    ``momentum`` in [0, 1) (> 0 with ``nesterov``); ``weight_decay``, ``warmup_epochs`` ≥ 0;
+    ``milestones`` in (0, 1]; ``lr_decay`` in (0, 1] (a factor the lr is multiplied by).
+    """
+
+    SECTION: ClassVar[str] = "train."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "epochs": (at_least(1),),
+        "batch_size": (at_least(1),),
+        "lr": (greater_than(0),),
+        "momentum": (within(0, 1, hi_open=True),),
+        "weight_decay": (at_least(0),),
+        "warmup_epochs": (at_least(0),),
+        "milestones": (
+            lambda ms: (
+                None if all(0 < m <= 1 for m in ms) else "are fractions of the epochs in (0, 1]"
+            ),
+        ),
+        "lr_decay": (within(0, 1, lo_open=True),),
+        "eval_batch_size": (at_least(1),),
+        "eval_every": (at_least(1),),
+    }
 
     epochs: int = 30
     batch_size: int = 128
@@ -52,17 +77,8 @@ class TrainConfig:
         return math.ceil(num_samples / self.batch_size)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if any(not 0 < m <= 1 for m in self.milestones):
-            raise ValueError(
-                f"milestones are fractions of the epochs in (0, 1], got {self.milestones}"
-            )
-        self.milestones = tuple(float(m) for m in self.milestones)
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("train.nesterov needs train.momentum > 0")
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:

@@ -10,6 +10,7 @@ arXiv 1911.08731) pastes CUB birds on Places backgrounds. ``metadata.csv`` has t
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -23,6 +24,19 @@ WATERBIRDS_SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 WATERBIRDS_CLASSES: list[str] = ["landbird", "waterbird"]
 WATERBIRDS_GROUPS: list[str] = ["land", "water"]
 _COLUMNS = ("img_filename", "y", "split", "place")
+
+
+def _integer(text: str | None, path: Path, column: str, row: int) -> int:
+    """An integer label ("1" or "1.0"); a fraction, NaN or blank is an error, not class 0."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise ValueError(
+            f"{path}: column '{column}' must hold integers, got {text!r} in data row {row + 1}"
+        )
+    return int(value)
 
 
 def read_waterbirds_metadata(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -44,7 +58,7 @@ def read_waterbirds_metadata(path: str | os.PathLike[str]) -> dict[str, np.ndarr
     cols = list(zip(*rows)) if rows else [(), (), (), ()]
     out = {"img_filename": np.asarray(cols[0], dtype=str)}
     for name, col in zip(_COLUMNS[1:], cols[1:]):
-        out[name] = np.asarray([int(float(v)) for v in col], dtype=np.int64)
+        out[name] = np.asarray([_integer(v, path, name, i) for i, v in enumerate(col)], np.int64)
     for name, hi in (("y", 1), ("split", 2), ("place", 1)):
         v = out[name]
         if v.size and (v.min() < 0 or v.max() > hi):

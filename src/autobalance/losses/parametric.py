@@ -533,9 +533,10 @@ class ParametricCE(nn.Module):
         )
 
     def save_json(self, path: str | PathLike[str]) -> None:
-        """Write :meth:`to_dict` to ``path`` as JSON."""
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=2)
+        """Write :meth:`to_dict` to ``path`` as JSON, atomically (temp file, fsync, rename)."""
+        from autobalance.checkpoint import atomic_write_text
+
+        atomic_write_text(json.dumps(self.to_dict(), indent=2), path)
 
     @classmethod
     def load_json(
