@@ -10,38 +10,12 @@ from typing import Any
 
 import pytest
 import torch
+from cli_helpers import one_line, tiny
 
 from autobalance.cli import main
 from autobalance.runs import RunDir
 
-TINY = [  # as in test_cli.py: a search of about a second
-    "dataset.options={num_classes: 4, dim: 8, n_max: 60, n_test_per_class: 25}",
-    "dataset.imbalance_ratio=10",
-    "model.hidden=[16]",
-    "search.train.epochs=2",
-    "search.train.batch_size=16",
-    "search.train.warmup_epochs=0",
-    "search.hyper.interval=2",
-    "search.space.num_clusters=2",
-]
-
-
-def tiny(out: Path, *extra: str) -> list[str]:
-    return ["--preset", "gaussians-cpu", "--set", *TINY, *extra, "--out", str(out), "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """report.md without its plots (test_cli.py checks them): about 1.5 s less per run."""
-    from autobalance.report import write_run_report
-
-    monkeypatch.setattr("autobalance.cli._report", lambda run: write_run_report(run, figures=False))
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("no_figures")
 
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

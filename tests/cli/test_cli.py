@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli_helpers import TINY
 from sklearn.metrics import balanced_accuracy_score
 
 from autobalance.cli import main
 from autobalance.experiment import ExperimentConfig, build_experiment
 from autobalance.losses import ParametricCE
 from autobalance.presets import preset_names
-
-TINY = [
-    "dataset.options={num_classes: 4, dim: 8, n_max: 60, n_test_per_class: 25}",
-    "dataset.imbalance_ratio=10",
-    "model.hidden=[16]",
-    "search.train.epochs=2",
-    "search.train.batch_size=16",
-    "search.train.warmup_epochs=0",
-    "search.hyper.interval=2",
-    "search.space.num_clusters=2",
-]
 
 
 def tiny_args(out: Path) -> list[str]:

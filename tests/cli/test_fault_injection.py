@@ -15,22 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import TINY as BASE
 
 from autobalance.checkpoint import FAULT_ENV
 from autobalance.cli import main
 from autobalance.runs import MetricsWriter, RunDir, RunLockedError
 
-TINY = [
-    "dataset.options={num_classes: 4, dim: 8, n_max: 60, n_test_per_class: 25}",
-    "dataset.imbalance_ratio=10",
-    "model.hidden=[16]",
-    "search.train.epochs=4",  # warm-up epochs 0-1, search epochs 2-3, retrain epochs 0-3
-    "search.hyper_start=0.5",
-    "search.train.batch_size=16",
-    "search.train.warmup_epochs=0",
-    "search.hyper.interval=2",
-    "search.space.num_clusters=2",
-]
+# warm-up epochs 0-1, search epochs 2-3, retrain epochs 0-3
+TINY = [*BASE, "search.train.epochs=4", "search.hyper_start=0.5"]
 COMMON = ["--quiet", "--threads", "1"]
 
 
