@@ -12,6 +12,7 @@ exit with status 2; a diverged training, or a search that never updated α (unle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import sys
@@ -283,12 +284,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         out = _out_path(args, cfg, "autobalance")
     exp = build_experiment(cfg)
     _check_search(cfg, exp)
-    # every input checked: only now is anything written
-    run = _create_run(args, cfg, out) if resumed is None else _continue_run(args, resumed, cfg)
-    _say(args, f"search: {cfg.name} on {cfg.dataset.name} ({len(exp.train)} train) → {run.path}")
-    summary = run_search(
-        cfg, exp, run, resume=args.resume, callbacks=progress_callbacks(args.quiet)
-    )
+    # every input checked: only now is anything written; a resume takes the run's lock first,
+    # so that a second process is refused before it touches config.yaml or env.json
+    with contextlib.ExitStack() as stack:
+        if resumed is not None:
+            stack.enter_context(resumed.lock())
+        run = _create_run(args, cfg, out) if resumed is None else _continue_run(args, resumed, cfg)
+        _say(
+            args, f"search: {cfg.name} on {cfg.dataset.name} ({len(exp.train)} train) → {run.path}"
+        )
+        summary = run_search(
+            cfg, exp, run, resume=args.resume, callbacks=progress_callbacks(args.quiet)
+        )
     _report(run)
     from autobalance.report.markdown import guard_sentence
 

@@ -57,6 +57,8 @@ from autobalance.events import Callback
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
 
+# folder → [fd, depth] of the run-directory locks this process holds (RunDir.lock)
+_HELD_LOCKS: dict[str, list[int]] = {}
 CONFIG = "config.yaml"
 ENV = "env.json"
 METRICS = "metrics.jsonl"
@@ -150,8 +152,6 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock_fd: int | None = None
-        self._lock_depth = 0
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -302,16 +302,19 @@ class RunDir:
     def lock(self) -> Iterator[RunDir]:
         """Hold the advisory lock ``.lock`` (``fcntl.flock``) while writing this run.
 
-        Raises :class:`RunLockedError` at once when another process holds it. Re-entrant for
-        this object; a no-op where ``fcntl`` does not exist. The lock goes with the process:
-        a killed run leaves the file but not the lock.
+        Raises :class:`RunLockedError` at once when another process holds it. Re-entrant within
+        this process for the same folder (any :class:`RunDir` object of it); a no-op where
+        ``fcntl`` does not exist. The lock goes with the process: a killed run leaves the file
+        but not the lock.
         """
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             yield self
             return
-        if self._lock_depth == 0:
+        key = str(self.path.resolve())
+        held = _HELD_LOCKS.get(key)
+        if held is None:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -326,16 +329,16 @@ class RunDir:
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-            self._lock_fd = fd
-        self._lock_depth += 1
+            held = _HELD_LOCKS[key] = [fd, 0]
+        held[1] += 1
         try:
             yield self
         finally:
-            self._lock_depth -= 1
-            if self._lock_depth == 0 and self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD_LOCKS[key]
+                fcntl.flock(held[0], fcntl.LOCK_UN)
+                os.close(held[0])
 
     def remove_temp_files(self) -> list[Path]:
         """Delete the temp files of killed atomic writes (call with :meth:`lock` held)."""

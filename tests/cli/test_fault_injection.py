@@ -129,19 +129,40 @@ def test_killed_and_resumed_search_equals_an_uninterrupted_one(tmp_path: Path) -
     assert _without(summary, "seconds", "timings") == _without(ref_summary, "seconds", "timings")
 
 
+def _hold_lock(run: Path) -> subprocess.Popen[str]:
+    """Another process that holds ``run``'s lock until it is killed."""
+    code = (
+        "import sys, time; from autobalance.runs import RunDir; "
+        "cm = RunDir(sys.argv[1]).lock(); cm.__enter__(); print('locked', flush=True); "
+        "time.sleep(120)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True, env=_env(None)
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
 def test_a_second_writer_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     assert main(_fresh(out)) == 0
-    holder = RunDir(out)
-    with holder.lock():
+    env_before = (out / "env.json").read_bytes()
+    holder = _hold_lock(out)
+    try:
         busy = "being written by another autobalance process"
         with pytest.raises(RunLockedError, match=busy), RunDir(out).lock():
             pass
         capsys.readouterr()
         assert main(_resume(out)) == 2
         err = capsys.readouterr().err.strip()
-        assert "being written by another autobalance process" in err and "\n" not in err
-    with RunDir(out).lock():  # released
+        assert busy in err and f"pid {holder.pid}" in err and "\n" not in err
+        assert (out / "env.json").read_bytes() == env_before  # refused before any write
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with RunDir(out).lock(), RunDir(out).lock():  # released; re-entrant in one process
         pass
     assert main(_resume(out)) == 0
 
