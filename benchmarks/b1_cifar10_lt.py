@@ -85,6 +85,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "hyper.val_sampling": "balanced",
         "guard.enabled": False,
     },
+    # the old upper level with the guard on (its collapses caught, its moves kept)
+    "old_upper_guarded": {
+        "alpha.schedule": "constant",
+        "alpha.weight_decay": 0.0,
+        "hyper.rescale": "once",
+        "hyper.val_sampling": "balanced",
+    },
     "no_guard": {"guard.enabled": False},
     "constant_alpha_lr": {"alpha.schedule": "constant"},
     "no_alpha_wd": {"alpha.weight_decay": 0.0},
