@@ -198,16 +198,9 @@ def _continue_run(args: argparse.Namespace, run: RunDir, cfg: ExperimentConfig) 
 def _check_search(cfg: ExperimentConfig, exp: Experiment) -> None:
     """Build the search engine once (split, search space, objective) and discard it, so that
     its input errors come before the run directory exists."""
-    from autobalance.search import AutoBalanceSearch
+    from autobalance.runs import search_engine
 
-    AutoBalanceSearch(
-        cfg.search,
-        exp.model_fn,
-        exp.train,
-        test_data=exp.test,
-        transform=exp.transform,
-        eval_transform=exp.eval_transform,
-    )
+    search_engine(cfg, exp)
 
 
 def _argv(args: argparse.Namespace) -> list[str]:

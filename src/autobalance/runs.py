@@ -664,6 +664,22 @@ def _summary(
     return out
 
 
+def search_engine(cfg: ExperimentConfig, exp: Experiment, **kwargs: Any) -> Any:
+    """The :class:`~autobalance.search.AutoBalanceSearch` of an experiment (its data, model and
+    transforms); ``kwargs`` go to the engine (callbacks, checkpoint_dir)."""
+    from autobalance.search import AutoBalanceSearch
+
+    return AutoBalanceSearch(
+        cfg.search,
+        exp.model_fn,
+        exp.train,
+        test_data=exp.test,
+        transform=exp.transform,
+        eval_transform=exp.eval_transform,
+        **kwargs,
+    )
+
+
 def run_search(
     cfg: ExperimentConfig,
     exp: Experiment,
@@ -689,16 +705,12 @@ def _run_search(
     resume: bool,
     callbacks: list[Callback] | None,
 ) -> dict[str, Any]:
-    from autobalance.search import AutoBalanceSearch, loss_from_alpha
+    from autobalance.search import loss_from_alpha
 
     t0 = time.perf_counter()
-    engine = AutoBalanceSearch(
-        cfg.search,
-        exp.model_fn,
-        exp.train,
-        test_data=exp.test,
-        transform=exp.transform,
-        eval_transform=exp.eval_transform,
+    engine = search_engine(
+        cfg,
+        exp,
         callbacks=[MetricsWriter(run), *(callbacks or [])],
         checkpoint_dir=run.checkpoint_dir,
     )
@@ -809,6 +821,7 @@ __all__ = [
     "read_trajectory",
     "run_search",
     "run_train",
+    "search_engine",
     "to_jsonable",
     "trajectory_csv",
 ]
