@@ -246,6 +246,11 @@ class GuardConfig(StrictConfig):
     search epochs once more, no hyper-steps). The fallback then compares the searched θ with
     it, allowing only ``fallback_margin``: α* is never worse on S_V than its initialisation.
 
+    ``check_from_scratch``: when the searched θ passes, also train θ from its initial weights on
+    S_T with α* frozen (one more training, no hyper-steps) and fall back when that θ scores
+    worse on S_V than the reference. The searched θ saw the whole α trajectory, the retrain
+    sees α* alone, and the two can disagree.
+
     ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z`` ≥ 0; ``shrink`` in (0, 1);
     ``max_rollbacks`` ≥ 0; ``fallback_margin`` any finite number (< 0 demands a gain).
     """
@@ -270,6 +275,7 @@ class GuardConfig(StrictConfig):
     fallback_margin: float = 0.0
     z: float = 2.0
     reference: bool = True
+    check_from_scratch: bool = True
 
 
 @dataclass

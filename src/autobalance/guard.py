@@ -244,6 +244,10 @@ class SearchGuard:
             "events": list(self.events),
         }
 
+    def reset_to_init(self) -> None:
+        """α′ ← α₀ (the fallback)."""
+        self._load_raw(self.alpha0)
+
     # ------------------------------------------------------------------ state
     def _load_raw(self, raw: dict[str, Tensor]) -> None:
         with torch.no_grad():

@@ -430,6 +430,48 @@ class AutoBalanceSearch:
             )["balanced_error"]
         )
 
+    def _check_from_scratch(
+        self,
+        ref_score: float,
+        rebuild: Callable[[nn.Module], tuple[torch.optim.Optimizer, Any]],
+        report: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Train θ from its initial weights on S_T with α* frozen, on the search's batches, and
+        fall back to the init when it scores worse on S_V than the reference θ (which is the
+        same training with α₀). The searched θ saw the whole α trajectory; the retrain will see
+        only α*, and the two can disagree (issue 8: τ-only search on B1-fit)."""
+        cfg = self.cfg
+        model = self._new_model()
+        optimizer, scheduler = rebuild(model)
+
+        def loss_fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+            return self.space.loss(logits, y, g, detach=True)
+
+        run_epochs(
+            "check",
+            model,
+            loss_fn,
+            self.s_train,
+            cfg.train,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            seed=cfg.seed,
+            transform=self.transform,
+            device=self.device,
+            phase_id=_PHASE_ID["search"],
+        )
+        score = self._val_balanced_error(model)
+        report = {**report, "from_scratch_val_balanced_error": score}
+        if score > ref_score + cfg.guard.fallback_margin:
+            self.guard.reset_to_init()
+            report["fell_back"] = True
+            report["fallback_reason"] = (
+                f"a θ trained from scratch with α* scored {score:.4f} on S_V, worse than "
+                f"{ref_score:.4f} of the reference θ trained with the init loss (allowance "
+                f"{cfg.guard.fallback_margin:.4f}): α* reset to the init"
+            )
+        return report
+
     def _reference_epoch(self, reference: ReferenceTrajectory, epoch: int) -> None:
         """One epoch of the reference θ: the search's batches, α frozen at its init."""
         run_epochs(
@@ -711,6 +753,14 @@ class AutoBalanceSearch:
                 start_epoch=t1,
                 reference_score=ref_score,
             )
+            if (
+                ref_score is not None
+                and cfg.guard.check_from_scratch
+                and not guard_report["fell_back"]
+            ):
+                t_chk = time.perf_counter()
+                guard_report = self._check_from_scratch(ref_score, rebuild, guard_report)
+                timings["check"] = time.perf_counter() - t_chk
             if guard_report["fell_back"]:
                 log.warning("search fell back: %s", guard_report["fallback_reason"])
             if guard_report["fell_back"] or guard_report["averaged_snapshots"]:

@@ -198,3 +198,24 @@ def test_records_carry_the_running_training_accuracy() -> None:
     res = _engine(**{"retrain": False}).run()
     accs = [r["train_acc"] for r in res.history]
     assert all(0.0 <= a <= 1.0 for a in accs) and accs[-1] > accs[0]
+
+
+def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
+    from autobalance.train import make_optimizer, make_scheduler
+
+    eng = _engine()
+    tc = eng.cfg.train
+    steps = tc.steps_per_epoch(len(eng.s_train))
+
+    def rebuild(m: nn.Module):
+        opt = make_optimizer(m, tc)
+        return opt, make_scheduler(opt, tc, steps)
+
+    with torch.no_grad():
+        eng.space.raw["additive"].fill_(0.7)
+    kept = eng._check_from_scratch(2.0, rebuild, {"fell_back": False})  # any score is better
+    assert not kept["fell_back"] and 0 <= kept["from_scratch_val_balanced_error"] <= 1
+    assert float(eng.space.raw["additive"].detach()[0]) == pytest.approx(0.7)
+    back = eng._check_from_scratch(-1.0, rebuild, {"fell_back": False})  # any score is worse
+    assert back["fell_back"] and "from scratch" in back["fallback_reason"]
+    assert float(eng.space.raw["additive"].detach().abs().max()) == 0.0
