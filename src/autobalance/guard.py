@@ -54,11 +54,6 @@ def balanced_error_se(counts: Tensor) -> float:
     return float(torch.sqrt((0.25 / n).sum()) / n.numel())
 
 
-def _clone(state: Any) -> Any:
-    """A deep copy of a (nested) state dict whose tensors are detached clones."""
-    return copy.deepcopy(state)
-
-
 class SearchGuard:
     """Watches one search and keeps what it needs to roll back (see the module docstring).
 
@@ -71,7 +66,7 @@ class SearchGuard:
         self.cfg = cfg
         self.space = space
         self.noise = cfg.z * balanced_error_se(val_counts)
-        self.alpha0 = {k: v.detach().clone() for k, v in space.raw.items()}
+        self.alpha0 = self._raw_copy()
         self.norms: list[float] = []
         self.start_score: float | None = None
         self.last_score: float | None = None
@@ -144,14 +139,16 @@ class SearchGuard:
             elif pinned >= 1.0:
                 diverged = "every searched α′ entry is on a bound of its box"
         if diverged is None:
-            self.healthy = {
-                "epoch": epoch,
-                "model": _clone(model.state_dict()),
-                "optimizer": _clone(optimizer.state_dict()),
-                "raw": {k: v.detach().clone() for k, v in self.space.raw.items()},
-                "alpha_opt": _clone(alpha_opt.state_dict()),
-            }
-            self.snapshots.append((epoch, self.healthy["raw"]))
+            raw = self._raw_copy()
+            self.snapshots.append((epoch, raw))  # for the tail average
+            if self.cfg.enabled:  # what a rollback returns to; never read when disabled
+                self.healthy = {
+                    "epoch": epoch,
+                    "model": copy.deepcopy(model.state_dict()),
+                    "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "raw": raw,
+                    "alpha_opt": copy.deepcopy(alpha_opt.state_dict()),
+                }
             return None
         event: dict[str, Any] = {
             "epoch": epoch,
@@ -165,8 +162,8 @@ class SearchGuard:
             event["to_epoch"] = None
         else:
             model.load_state_dict(self.healthy["model"])
-            optimizer.load_state_dict(_clone(self.healthy["optimizer"]))
-            alpha_opt.load_state_dict(_clone(self.healthy["alpha_opt"]))
+            optimizer.load_state_dict(copy.deepcopy(self.healthy["optimizer"]))
+            alpha_opt.load_state_dict(copy.deepcopy(self.healthy["alpha_opt"]))
             self._load_raw(self.healthy["raw"])
             event["to_epoch"] = self.healthy["epoch"]
         self.rollbacks += 1
@@ -249,6 +246,9 @@ class SearchGuard:
         self._load_raw(self.alpha0)
 
     # ------------------------------------------------------------------ state
+    def _raw_copy(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in self.space.raw.items()}
+
     def _load_raw(self, raw: dict[str, Tensor]) -> None:
         with torch.no_grad():
             for k, v in raw.items():

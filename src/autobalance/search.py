@@ -443,23 +443,7 @@ class AutoBalanceSearch:
         cfg = self.cfg
         model = self._new_model()
         optimizer, scheduler = rebuild(model)
-
-        def loss_fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
-            return self.space.loss(logits, y, g, detach=True)
-
-        run_epochs(
-            "check",
-            model,
-            loss_fn,
-            self.s_train,
-            cfg.train,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            seed=cfg.seed,
-            transform=self.transform,
-            device=self.device,
-            phase_id=_PHASE_ID["search"],
-        )
+        self._train_on_s_train("check", model, self._theta_loss, optimizer, scheduler, 0, None)
         score = self._val_balanced_error(model)
         report = {**report, "from_scratch_val_balanced_error": score}
         if score > ref_score + cfg.guard.fallback_margin:
@@ -474,17 +458,43 @@ class AutoBalanceSearch:
 
     def _reference_epoch(self, reference: ReferenceTrajectory, epoch: int) -> None:
         """One epoch of the reference θ: the search's batches, α frozen at its init."""
-        run_epochs(
+        self._train_on_s_train(
             "reference",
             reference.model,
             reference.loss,
+            reference.optimizer,
+            reference.scheduler,
+            epoch,
+            epoch + 1,
+        )
+
+    def _theta_loss(self, logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+        """The θ-step loss ℓ(α) with α a constant (no α-gradient work)."""
+        return self.space.loss(logits, y, g, detach=True)
+
+    def _train_on_s_train(
+        self,
+        phase: str,
+        model: nn.Module,
+        loss: Callable[[Tensor, Tensor, Tensor | None], Tensor],
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        start_epoch: int,
+        end_epoch: int | None,
+    ) -> None:
+        """θ-steps only on S_T over the search's batches and augmentations (its seed and phase),
+        without evaluation or events: the reference θ and the from-scratch check."""
+        run_epochs(
+            phase,
+            model,
+            loss,
             self.s_train,
             self.cfg.train,
-            optimizer=reference.optimizer,
-            scheduler=reference.scheduler,
+            optimizer=optimizer,
+            scheduler=scheduler,
             seed=self.cfg.seed,
-            start_epoch=epoch,
-            end_epoch=epoch + 1,
+            start_epoch=start_epoch,
+            end_epoch=end_epoch,
             transform=self.transform,
             device=self.device,
             phase_id=_PHASE_ID["search"],
@@ -673,9 +683,6 @@ class AutoBalanceSearch:
                 hyper_log.append(info)
                 self.callbacks.on_hyper_step("search", global_step, info)
 
-            def loss_fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
-                return self.space.loss(logits, y, g, detach=True)
-
             def extra(epoch: int) -> dict[str, Any]:
                 rec = {"phase": "warmup" if epoch < t1 else "search", "epoch": epoch}
                 rec.update(self._alpha_record())
@@ -726,7 +733,7 @@ class AutoBalanceSearch:
                 run_epochs(
                     "warmup" if epoch < t1 else "search",
                     model,
-                    loss_fn,
+                    self._theta_loss,
                     self.s_train,
                     cfg.train,
                     optimizer=optimizer,
@@ -788,9 +795,6 @@ class AutoBalanceSearch:
             r_opt.load_state_dict(ckpt["optimizer"])
             r_sched.load_state_dict(ckpt["scheduler"])
 
-        def frozen_loss(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
-            return self.space.loss(logits, y, g, detach=True)  # α* is no longer stepped
-
         r_eval = {"test": self.test} if self.test is not None else {}
         self.callbacks.on_phase_start(
             "retrain", {"epochs": rcfg.epochs, "start_epoch": start_epoch}
@@ -808,7 +812,7 @@ class AutoBalanceSearch:
         run_epochs(
             "retrain",
             retrain_model,
-            frozen_loss,
+            self._theta_loss,  # α* is no longer stepped
             self.full,
             rcfg,
             optimizer=r_opt,

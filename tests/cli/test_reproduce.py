@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import TINY as CLI_TINY
 from PIL import Image
 from sklearn.metrics import balanced_accuracy_score
 
@@ -30,15 +31,8 @@ from autobalance.runs import RunDir, read_trajectory
 # Swap the CIFAR preset's data and model for a 4-class Gaussian mixture and an MLP: seconds.
 TINY = [
     "dataset.name=gaussians_lt",
-    "dataset.options={num_classes: 4, dim: 8, n_max: 60, n_test_per_class: 25}",
-    "dataset.imbalance_ratio=10",
     "model.name=mlp",
-    "model.hidden=[16]",
-    "search.train.epochs=2",
-    "search.train.batch_size=16",
-    "search.train.warmup_epochs=0",
-    "search.hyper.interval=2",
-    "search.space.num_clusters=2",
+    *CLI_TINY,
     "loss_options.ldam_drw.drw_epoch=1",
 ]
 
