@@ -18,6 +18,7 @@ from autobalance.metrics import (
     evaluate_predictions,
     group_balanced_error,
     per_class_accuracy,
+    weighted_error,
     worst_group_error,
 )
 
@@ -141,7 +142,9 @@ def test_evaluate_predictions_contents() -> None:
         "worst_group_error",
         "deo",
         "cell_errors",
+        "empirical_error",
     }
+    assert out["error"] == out["empirical_error"]
     assert out["balanced_error"] == pytest.approx(1 - balanced_accuracy_score(y_true, y_pred))
     cm = confusion_matrix(y_true, y_pred)
     assert out["worst_class_error"] == pytest.approx(np.max(1 - np.diag(cm) / cm.sum(1)))
@@ -212,3 +215,39 @@ def test_invalid_ranges() -> None:
         balanced_error([0, 1], [0, 1], num_classes=0)
     with pytest.raises(ValueError, match="NaN"):
         as_label_array(torch.tensor([0.0, float("nan")]))
+
+
+def test_weighted_error_hand_computation() -> None:
+    # K = 2, G = 2; test set balanced over cells (4 samples each), training π unbalanced.
+    y = np.repeat([0, 0, 1, 1], 4)
+    g = np.repeat([0, 1, 0, 1], 4)
+    pred = y.copy()
+    pred[[0]] = 1  # cell (0,0): 1/4 wrong
+    pred[[4, 5]] = 1  # cell (0,1): 2/4 wrong
+    pred[[12, 13, 14, 15]] = 0  # cell (1,1): 4/4 wrong
+    cells = np.array([[0.25, 0.5], [0.0, 1.0]])
+    pi = np.array([[0.73, 0.038], [0.012, 0.22]])  # the paper's Waterbirds-like π(y, g)
+    hand = (0.73 * 0.25 + 0.038 * 0.5 + 0.012 * 0.0 + 0.22 * 1.0) / pi.sum()
+    assert weighted_error(y, pred, g, pi) == pytest.approx(hand, rel=1e-12)
+    assert weighted_error(y, pred, g, 1000 * pi) == pytest.approx(hand, rel=1e-12)  # counts
+    out = evaluate_predictions(y, pred, g, cell_weights=pi)
+    assert out["error"] == pytest.approx(hand, rel=1e-12)
+    assert out["empirical_error"] == pytest.approx(cells.mean())  # balanced test set
+    np.testing.assert_allclose(out["cell_errors"], cells)
+    # with the test set's own cell proportions it is the plain error rate
+    own = np.array([[4, 4], [4, 4]])
+    assert weighted_error(y, pred, g, own) == pytest.approx(np.mean(pred != y))
+
+
+def test_weighted_error_skips_empty_cells_and_checks_shape() -> None:
+    y = np.array([0, 0, 1])
+    g = np.array([0, 1, 0])
+    pred = np.array([1, 0, 1])
+    pi = np.array([[0.5, 0.2], [0.2, 0.1]])  # cell (1,1) has no test sample
+    with pytest.warns(EmptyCellWarning):
+        got = weighted_error(y, pred, g, pi)
+    assert got == pytest.approx((0.5 * 1 + 0.2 * 0 + 0.2 * 0) / 0.9)
+    with pytest.raises(ValueError, match="shape"), pytest.warns(EmptyCellWarning):
+        weighted_error(y, pred, g, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="≥ 0"), pytest.warns(EmptyCellWarning):
+        weighted_error(y, pred, g, -pi)

@@ -29,6 +29,7 @@ from autobalance.config import apply_overrides
 from autobalance.experiment import (
     Experiment,
     ExperimentConfig,
+    baseline_loss,
     build_experiment,
     loss_counts,
     resolve_device,
@@ -322,7 +323,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _make_loss(cfg: ExperimentConfig, exp: Any, args: argparse.Namespace) -> tuple[Any, str]:
-    from autobalance.losses import ParametricCE, make_loss
+    from autobalance.losses import ParametricCE
 
     if args.alpha is not None:
         path = Path(args.alpha).expanduser()
@@ -338,8 +339,7 @@ def _make_loss(cfg: ExperimentConfig, exp: Any, args: argparse.Namespace) -> tup
                 f"{path} holds a loss of shape {tuple(loss.shape)} but the dataset needs {shape}"
             )
         return loss, "learned"
-    name = args.loss
-    return make_loss(name, **loss_counts(exp.train), **cfg.loss_options.get(name, {})), name
+    return baseline_loss(cfg, exp.train, args.loss), args.loss
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -461,7 +461,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``autobalance demo``: CE, LA and AutoBalance on long-tailed digits over seeds."""
     import torch
 
-    from autobalance.losses import make_loss
     from autobalance.report import aggregate, write_comparison_report, write_run_report
     from autobalance.report.tables import fmt_mean_std, text_table
     from autobalance.runs import run_search, run_train
@@ -497,8 +496,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if method == "autobalance":
                 s = run_search(cfg, exp, run, callbacks=cbs)
             else:
-                opts = cfg.loss_options.get(method, {})
-                loss = make_loss(method, **loss_counts(exp.train), **opts)
+                loss = baseline_loss(cfg, exp.train, method)
                 s = run_train(cfg, exp, run, loss, method, callbacks=cbs)
             write_run_report(run, figures=False)  # the figures are in the demo's report
             summaries.setdefault(method, []).append(s)
@@ -606,6 +604,35 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         args.scale,
         seeds=args.seeds,
         methods=args.methods,
+        overrides=args.set or [],
+        device=args.device,
+        data_dir=args.data_dir,
+        out=args.out,
+        argv=getattr(args, "argv", []),
+    )
+    if args.dry_run:
+        print(describe_plan(plan), end="")
+        return 0
+    _say(args, describe_plan(plan).rstrip())
+    run_reproduction(plan, quiet=args.quiet)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from autobalance.reproduce import describe_plan, run_reproduction
+    from autobalance.sweep import make_sweep_plan
+
+    if args.preset is None and args.config is None:
+        raise CLIError("sweep needs --preset NAME or --config FILE (a dataset with groups)")
+    plan = make_sweep_plan(
+        preset=args.preset,
+        config=args.config,
+        lams=args.lams,
+        regs=args.regs,
+        fixed=args.fixed,
+        search=not args.no_search,
+        val_objective=args.val_objective,
+        seeds=args.seeds,
         overrides=args.set or [],
         device=args.device,
         data_dir=args.data_dir,
@@ -763,6 +790,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     _add_common(p, config=False)
     p.set_defaults(func=cmd_reproduce)
+
+    from autobalance.sweep import DEFAULT_FIXED, DEFAULT_LAMS, DEFAULT_REGS, VAL_OBJECTIVES
+
+    p = sub.add_parser(
+        "sweep",
+        help="accuracy–fairness trade-off: AutoBalance over λ_val vs λ-blended losses, Pareto",
+        description="For each λ: AutoBalance searched against (1 − λ)·CE + λ·CE_deo, and the "
+        "fixed losses (1 − λ)·CE + λ·L_reg for each --regs, plus --fixed losses; every point "
+        "for every seed (one run directory each under OUT/runs, reused when the command is "
+        "run again). Writes OUT/results.json, OUT/report.md, a table (mean ± std) and Pareto "
+        "plots of standard error against DEO and against group-balanced error (paper Fig. 5).",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", metavar="FILE", help="YAML experiment config (grouped data)")
+    src.add_argument("--preset", metavar="NAME", help="a shipped preset, e.g. waterbirds-like-cpu")
+    p.add_argument(
+        "--lams",
+        type=float,
+        nargs="+",
+        metavar="λ",
+        default=list(DEFAULT_LAMS),
+        help=f"λ values in [0, 1] (default {' '.join(f'{x:g}' for x in DEFAULT_LAMS)})",
+    )
+    p.add_argument(
+        "--regs",
+        nargs="*",
+        metavar="LOSS",
+        default=list(DEFAULT_REGS),
+        help=f"L_reg of the blended baselines (default {' '.join(DEFAULT_REGS)})",
+    )
+    p.add_argument(
+        "--fixed",
+        nargs="*",
+        metavar="LOSS",
+        default=list(DEFAULT_FIXED),
+        help=f"fixed losses without λ (default {' '.join(DEFAULT_FIXED)})",
+    )
+    p.add_argument("--no-search", action="store_true", help="only the fixed-loss points")
+    p.add_argument(
+        "--val-objective",
+        choices=VAL_OBJECTIVES,
+        default="ce_deo",
+        help="AutoBalance's validation objective (1 − λ)·CE + λ·R: ce_deo (R = CE_deo, the "
+        "paper's) or blend (R = class-balanced CE)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", metavar="N", default=[0], help="seeds")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (search.device)")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (dataset.data_dir)")
+    p.add_argument("--out", metavar="DIR", help="report folder (default sweep-NAME)")
+    p.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", help="overrides")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    _add_common(p, config=False)
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

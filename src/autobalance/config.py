@@ -236,7 +236,9 @@ class GuardConfig(StrictConfig):
     max(``margin``, noise), or when every searched α′ entry sits on a bound of its box. On
     divergence, θ, α′ and both optimisers are rolled back to the last healthy epoch end and α's
     lr is multiplied by ``shrink``; after ``max_rollbacks`` rollbacks α is frozen. At the end,
-    when the final validation balanced error is worse than at the start of the search by more
+    when the final validation score (the error the objective stands for, e.g. balanced error,
+    or (1 − λ)·error + λ·DEO for ``ce_deo``: :func:`autobalance.guard.guard_score`) is worse
+    than at the start of the search by more
     than ``fallback_margin`` + noise, α* falls back to its initialisation, and the run's summary
     says so. noise = ``z`` × the worst-case standard error of a balanced error on S_V
     (:func:`autobalance.guard.balanced_error_se`); ``z = 0`` gives the literal rules.

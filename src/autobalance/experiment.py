@@ -13,6 +13,7 @@ the working directory).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from torch import nn
 
 from autobalance.config import SearchConfig, from_dict, to_dict
 from autobalance.data.dataset import TensorDataset
-from autobalance.losses import LOSS_ALIASES, LOSS_NAMES
+from autobalance.losses import LOSS_ALIASES, LOSS_NAMES, is_loss_label
 from autobalance.models import MODEL_NAMES, make_model
 from autobalance.train import Transform, identity_transform
 
@@ -41,6 +42,14 @@ DATASETS: tuple[str, ...] = (
     "waterbirds_features",
     "imagenet_lt",
     "inat2018",
+)
+# Datasets with a sensitive attribute (``groups``): the (class, group) setting of §4.
+GROUP_DATASETS: tuple[str, ...] = (
+    "waterbirds_like",
+    "adult",
+    "compas",
+    "celeba",
+    "waterbirds_features",
 )
 # Datasets the in-memory engine cannot hold: their loaders stream images from disk.
 STREAMING_DATASETS: tuple[str, ...] = ("imagenet_lt", "inat2018")
@@ -100,6 +109,9 @@ class ModelConfig:
         self.options = _mapping(self.options, "model.options")
 
 
+ERROR_WEIGHTS: tuple[str, ...] = ("train", "test")
+
+
 @dataclass
 class ExperimentConfig:
     """Everything one ``autobalance`` command needs (a preset file is one of these).
@@ -117,6 +129,12 @@ class ExperimentConfig:
             features.
         eval_train: also evaluate the training set after each epoch of ``train`` (for the
             train/test error curves; costs one pass over the data per epoch).
+        error_weights: how the standard error ``error`` of a grouped test set is weighted.
+            ``train`` (the paper's §4 definition): ``E(f) = Σ_{y,g} π_{y,g} E_{y,g}(f)`` with
+            π the (class, group) proportions of the training set, so that a test set balanced
+            over cells still measures the error on the training distribution; ``test``: the
+            plain error rate of the test set. Either way ``empirical_error`` is the plain rate.
+            Class-only datasets always use the plain rate.
     """
 
     name: str = "experiment"
@@ -128,13 +146,21 @@ class ExperimentConfig:
     loss_options: dict[str, Any] = field(default_factory=dict)
     augment: bool | None = None
     eval_train: bool = False
+    error_weights: str = "train"
 
     def __post_init__(self) -> None:
+        if self.error_weights not in ERROR_WEIGHTS:
+            raise ValueError(
+                f"error_weights must be one of {ERROR_WEIGHTS}, got {self.error_weights!r}"
+            )
         valid = (*LOSS_NAMES, *LOSS_ALIASES)
         self.baselines = tuple(self.baselines)
         for b in (*self.baselines, *self.loss_options):
-            if b not in valid:
-                raise ValueError(f"Unknown loss '{b}', expected one of {valid}")
+            if not is_loss_label(b):
+                raise ValueError(
+                    f"Unknown loss '{b}', expected one of {valid} or a blend REG@LAM "
+                    "(e.g. ce_deo@0.9 for 0.1·CE + 0.9·CE_deo)"
+                )
         self.loss_options = _mapping(self.loss_options, "loss_options")
         for name, opts in self.loss_options.items():
             _mapping(opts, f"loss_options.{name}")
@@ -351,16 +377,50 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_experiment(cfg: ExperimentConfig) -> Experiment:
-    """(train, test, model_fn, transform, eval_transform) for ``cfg``."""
-    seed = cfg.search.seed
-    train, test = load_dataset(cfg.dataset, seed)
-    transform, eval_transform = build_transforms(cfg, seed)
+def with_error_weights(train: TensorDataset, test: TensorDataset, mode: str) -> TensorDataset:
+    """``test`` with the weights of its standard error set as ``mode`` says
+    (:attr:`ExperimentConfig.error_weights`): ``train`` puts the training (class, group)
+    proportions π_{y,g} on a grouped test set (AutoBalance §4, ``E(f) = Σ π_{y,g} E_{y,g}``);
+    ``test`` (or class-only data) leaves the plain error rate."""
+    if mode not in ERROR_WEIGHTS:
+        raise ValueError(f"error_weights must be one of {ERROR_WEIGHTS}, got {mode!r}")
+    if mode == "test" or train.groups is None or test.groups is None:
+        return test
+    counts = loss_counts(train)["group_counts"].to(torch.float64)
+    return dataclasses.replace(test, error_weights=counts / counts.sum())
+
+
+def experiment_from_data(
+    cfg: ExperimentConfig, train: TensorDataset, test: TensorDataset
+) -> Experiment:
+    """The :class:`Experiment` of ``cfg`` on loaded data: fresh transforms (seeded by
+    ``search.seed``) and model factory, and the test set's error weights."""
+    transform, eval_transform = build_transforms(cfg, cfg.search.seed)
     try:
         model_fn = model_factory(cfg.model, train)
     except TypeError as exc:  # an unknown model option
         raise ValueError(f"model '{cfg.model.name}': {exc}") from None
+    test = with_error_weights(train, test, cfg.error_weights)
     return Experiment(train, test, model_fn, transform, eval_transform)
+
+
+def build_experiment(cfg: ExperimentConfig) -> Experiment:
+    """(train, test, model_fn, transform, eval_transform) for ``cfg``."""
+    train, test = load_dataset(cfg.dataset, cfg.search.seed)
+    return experiment_from_data(cfg, train, test)
+
+
+def baseline_loss(cfg: ExperimentConfig, train: TensorDataset, label: str) -> nn.Module:
+    """The fixed training loss ``label`` (a loss name or a blend ``REG@LAM``) built from the
+    training counts and ``cfg.loss_options`` (a blend takes ``loss_options[label]`` if given,
+    else those of ``REG``)."""
+    from autobalance.losses import make_loss, parse_blend
+
+    opts = cfg.loss_options.get(label)
+    if opts is None:
+        blended = parse_blend(label)
+        opts = cfg.loss_options.get(blended[0], {}) if blended else {}
+    return make_loss(label, **loss_counts(train), **opts)
 
 
 def loss_counts(train: TensorDataset) -> dict[str, Any]:

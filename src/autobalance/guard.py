@@ -7,16 +7,19 @@ grows, a Neumann step sized for the old curvature diverges, and the hypergradien
 
 - **spikes**: a hypergradient norm ‖g‖ above ``spike`` × median of the last ``window`` norms is
   scaled down to that bound (robust clipping; the median adapts to the scale of the problem);
-- **divergence**: at an epoch end, the balanced error on all of S_V exceeds its value at the
+- **divergence**: at an epoch end, the validation score on all of S_V exceeds its value at the
   start of the search by more than max(``margin``, noise), or every searched α′ entry sits on
   its box. θ,
   α′ and both optimisers go back to the last healthy epoch end, α's learning rate is multiplied
   by ``shrink``, and after ``max_rollbacks`` rollbacks α is frozen;
-- **fallback**: at the end, α* is reset to its initialisation (e.g. LA) when S_V's balanced
-  error is worse than that of a *reference* θ trained with the init loss α₀ from the start of
+- **fallback**: at the end, α* is reset to its initialisation (e.g. LA) when S_V's score is
+  worse than that of a *reference* θ trained with the init loss α₀ from the start of
   the search on the same batches (:class:`ReferenceTrajectory`, ``reference``), by more than
   ``fallback_margin``. Without the reference (it costs the θ-steps of the search epochs once
   more), the comparison is with the start of the search, allowing ``fallback_margin`` + noise.
+
+The score is the error the validation objective stands for (:func:`guard_score`): balanced
+error for the class objectives, ``(1 − λ)·error + λ·DEO`` for the fairness blend, and so on.
 
 "noise" is ``z`` standard errors of a balanced error measured on S_V, at its worst case
 (every per-class error at 1/2): SE = √(Σ_k 1/(4 n_k)) / K for the validation counts n_k. With a
@@ -54,16 +57,64 @@ def balanced_error_se(counts: Tensor) -> float:
     return float(torch.sqrt((0.25 / n).sum()) / n.numel())
 
 
+# The 0–1 metric counterpart of each validation objective: what the guard compares. The
+# objectives are smooth surrogates (CE-based); the guard judges the model by the error they
+# stand for, measured on all of S_V. ``lam`` weights the second term as in the objective.
+_SCORES: dict[str, tuple[str, str | None]] = {
+    "ce": ("error", None),
+    "balanced_ce": ("balanced_error", None),
+    "balanced_soft_error": ("balanced_error", None),
+    "blend": ("error", "balanced_error"),
+    "deo": ("deo", None),
+    "ce_deo": ("error", "deo"),
+    "group_balanced_ce": ("group_balanced_error", None),
+    "worst_group": ("worst_group_error", None),
+}
+DEFAULT_LAM = 0.5  # the objectives' default λ (autobalance.objectives.blend / ce_deo)
+
+
+def guard_score_name(objective: str, lam: float | None = None) -> str:
+    """Human name of the score the guard compares for ``objective``, e.g. ``balanced error``
+    or ``0.9·error + 0.1·deo``."""
+    first, second = _SCORES.get(objective, ("balanced_error", None))
+    if second is None:
+        return first.replace("_", " ")
+    w = DEFAULT_LAM if lam is None else float(lam)
+    return f"{1 - w:g}·{first.replace('_', ' ')} + {w:g}·{second.replace('_', ' ')}"
+
+
+def guard_score(metrics: Any, objective: str, lam: float | None = None) -> float:
+    """The guard's score of a model from its S_V ``metrics`` (``evaluate``'s dict): the error
+    the validation objective is a surrogate of. ``ce`` → error, ``balanced_ce`` /
+    ``balanced_soft_error`` → balanced error, ``blend`` → (1 − λ)·error + λ·balanced error,
+    ``ce_deo`` → (1 − λ)·error + λ·DEO (eq. 4.1 on errors), ``deo`` → DEO,
+    ``group_balanced_ce`` → group-balanced error, ``worst_group`` → worst-group error."""
+    first, second = _SCORES.get(objective, ("balanced_error", None))
+    if second is None:
+        return float(metrics[first])
+    w = DEFAULT_LAM if lam is None else float(lam)
+    return (1 - w) * float(metrics[first]) + w * float(metrics[second])
+
+
 class SearchGuard:
     """Watches one search and keeps what it needs to roll back (see the module docstring).
 
     Args:
         cfg: the :class:`GuardConfig`.
         space: the search space whose raw α′ the guard snapshots and restores.
+        val_counts: S_V's samples per class (or cell), for the noise level.
+        score_name: what the scores passed in are (:func:`guard_score_name`).
     """
 
-    def __init__(self, cfg: GuardConfig, space: SearchSpace, val_counts: Tensor) -> None:
+    def __init__(
+        self,
+        cfg: GuardConfig,
+        space: SearchSpace,
+        val_counts: Tensor,
+        score_name: str = "balanced error",
+    ) -> None:
         self.cfg = cfg
+        self.score_name = score_name
         self.space = space
         self.noise = cfg.z * balanced_error_se(val_counts)
         self.alpha0 = self._raw_copy()
@@ -109,7 +160,7 @@ class SearchGuard:
         return pinned / total if total else 0.0
 
     def start(self, score: float) -> None:
-        """The validation balanced error when the hyper-steps begin: the reference score."""
+        """The validation score when the hyper-steps begin: the reference score."""
         self.start_score = score
         self.last_score = score
 
@@ -133,7 +184,7 @@ class SearchGuard:
             margin = max(self.cfg.margin, self.noise)
             if score > self.start_score + margin:
                 diverged = (
-                    f"validation balanced error {score:.4f} > start {self.start_score:.4f} "
+                    f"validation {self.score_name} {score:.4f} > start {self.start_score:.4f} "
                     f"+ margin {margin:.4f}"
                 )
             elif pinned >= 1.0:
@@ -187,7 +238,7 @@ class SearchGuard:
     ) -> dict[str, Any]:
         """Set α* in the space: tail-averaged if asked, or the init on fallback; report.
 
-        ``reference_score``: S_V balanced error of the reference θ trained with α₀; when given,
+        ``reference_score``: S_V score of the reference θ trained with α₀; when given,
         α* falls back if the searched θ scores worse than it by more than ``fallback_margin``.
         """
         averaged = 0
@@ -215,7 +266,7 @@ class SearchGuard:
         ):
             fell_back = True
             reason = (
-                f"final validation balanced error {self.last_score:.4f} is worse than "
+                f"final validation {self.score_name} {self.last_score:.4f} is worse than "
                 f"{against:.4f} of {what} (allowance {allowance:.4f}): α* reset to the init"
             )
             self._load_raw(self.alpha0)
@@ -232,9 +283,10 @@ class SearchGuard:
             "frozen": self.frozen,
             "spikes_clipped": self.spikes,
             "max_hypergrad_norm": max(self.norms) if self.norms else None,
-            "start_val_balanced_error": self.start_score,
-            "final_val_balanced_error": self.last_score,
-            "reference_val_balanced_error": self.reference_score,
+            "val_score": self.score_name,
+            "start_val_score": self.start_score,
+            "final_val_score": self.last_score,
+            "reference_val_score": self.reference_score,
             "pinned_fraction": self.pinned_fraction(),
             "noise": self.noise,
             "averaged_snapshots": averaged,

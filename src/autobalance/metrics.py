@@ -5,6 +5,9 @@ torch tensors, numpy arrays or lists. With ``y`` the true class, ``ŷ`` the pred
 the group, the quantities follow AutoBalance (Li et al., NeurIPS 2021, arXiv:2201.01212):
 
 - standard error            ``Err = P(ŷ ≠ y)``;
+- weighted standard error   ``E(f) = Σ_{k,g} π_{k,g} Err_{k,g}`` with π a reference (e.g. the
+  training) distribution over (class, group) cells (§4: the error a balanced test set reports
+  for the training distribution);
 - class-conditional error   ``Err_k = P(ŷ ≠ y | y = k)``;
 - balanced error            ``Err_bal = (1/K) Σ_k Err_k`` (Sec. 3, the long-tail objective);
 - (class, group) cell error ``Err_{k,g} = P(ŷ ≠ y | y = k, g)``;
@@ -38,6 +41,7 @@ __all__ = [
     "evaluate_predictions",
     "group_balanced_error",
     "per_class_accuracy",
+    "weighted_error",
     "worst_group_error",
 ]
 
@@ -277,19 +281,56 @@ def deo(
     return _deo_from_cells(table, stacklevel=2)
 
 
+def _weighted_from_cells(table: np.ndarray, weights: ArrayLike) -> float:
+    # Σ π_{k,g} Err_{k,g} / Σ π_{k,g} over the cells that have test samples
+    w = np.asarray(weights.detach().cpu() if isinstance(weights, Tensor) else weights, float)
+    if w.shape != table.shape:
+        raise ValueError(f"weights must have shape (K, G) = {table.shape}, got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and ≥ 0")
+    present = ~np.isnan(table)
+    total = float(w[present].sum())
+    if total <= 0:
+        return float("nan")
+    return float((w[present] * table[present]).sum() / total)
+
+
+def weighted_error(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    weights: ArrayLike,
+    num_classes: int | None = None,
+    num_groups: int | None = None,
+) -> float:
+    """Standard error re-weighted to a reference distribution, AutoBalance §4:
+    ``E(f) = Σ_{k,g} π_{k,g} Err_{k,g}(f) / Σ_{k,g} π_{k,g}``.
+
+    ``weights`` is the (K, G) table π (counts or proportions; it is normalised over the cells
+    that have test samples). With π the test set's own cell proportions this is the plain error
+    rate; with the training proportions it is the paper's standard error on a test set balanced
+    over cells.
+    """
+    table = _checked_cell_table(y_true, y_pred, groups, num_classes, num_groups)
+    return _weighted_from_cells(table, weights)
+
+
 def evaluate_predictions(
     y_true: ArrayLike,
     y_pred: ArrayLike,
     groups: ArrayLike | None = None,
     num_classes: int | None = None,
     num_groups: int | None = None,
+    cell_weights: ArrayLike | None = None,
 ) -> dict[str, float | list]:
     """Every applicable metric in one flat dict, as training loops log it.
 
     Keys: ``error``, ``balanced_error``, ``worst_class_error`` and ``class_errors`` (list, K);
-    with ``groups`` also ``group_balanced_error``, ``worst_group_error``, ``deo`` (eq. 4.1) and
-    ``cell_errors`` (K lists of G). Undefined entries are NaN; each kind of empty class/cell is
-    warned about once.
+    with ``groups`` also ``group_balanced_error``, ``worst_group_error``, ``deo`` (eq. 4.1),
+    ``cell_errors`` (K lists of G) and ``empirical_error`` (the plain rate). With
+    ``cell_weights`` π (K, G), ``error`` is :func:`weighted_error`'s ``Σ π_{k,g} Err_{k,g}``
+    (AutoBalance §4) instead of the plain rate. Undefined entries are NaN; each kind of empty
+    class/cell is warned about once.
     """
     yt, yp, k = _prepare(y_true, y_pred, num_classes)
     per_class = _class_table(yt, yp, k)
@@ -308,4 +349,7 @@ def evaluate_predictions(
         out["worst_group_error"] = float(np.nanmax(cells))
         out["deo"] = _deo_from_cells(cells, stacklevel=2)
         out["cell_errors"] = cells.tolist()
+        out["empirical_error"] = out["error"]
+        if cell_weights is not None:
+            out["error"] = _weighted_from_cells(cells, cell_weights)
     return out

@@ -16,7 +16,7 @@ exactly (all randomness is seeded per (phase, epoch)). In the checkpoint directo
 checkpoint pins by size and SHA-256 (so a checkpoint's cost does not grow with the run).
 
 Stability (``SearchConfig.guard``, :class:`autobalance.guard.SearchGuard`): hypergradient
-spikes are clipped, a search whose validation balanced error runs away is rolled back with a
+spikes are clipped, a search whose validation score runs away is rolled back with a
 smaller α step, and an α* that ends worse on S_V than its initialisation falls back to it; the
 result's ``guard`` report says what happened.
 """
@@ -52,7 +52,7 @@ from autobalance.data.counts import group_counts
 from autobalance.data.dataset import TensorDataset
 from autobalance.data.splits import stratified_split
 from autobalance.events import Callback, CallbackList
-from autobalance.guard import ReferenceTrajectory, SearchGuard
+from autobalance.guard import ReferenceTrajectory, SearchGuard, guard_score, guard_score_name
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
 from autobalance.hypergrad.eigen import power_iteration
 from autobalance.losses import ParametricCE
@@ -226,7 +226,12 @@ class AutoBalanceSearch:
         self._neumann_scale: float | None = None
         self._scale_epoch = -1
         self._eigvec: tuple[Tensor, ...] | None = None
-        self.guard = SearchGuard(config.guard, self.space, _counts(self.s_val))
+        self.guard = SearchGuard(
+            config.guard,
+            self.space,
+            _counts(self.s_val),
+            score_name=guard_score_name(config.objective, config.objective_lam),
+        )
 
     # ------------------------------------------------------------------ helpers
     def _new_model(self) -> nn.Module:
@@ -418,17 +423,17 @@ class AutoBalanceSearch:
             val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
         return val_loss
 
-    def _val_balanced_error(self, model: nn.Module) -> float:
-        """Balanced error of ``model`` on all of S_V (argmax of the raw logits)."""
-        return float(
-            evaluate(
-                model,
-                self.s_val,
-                batch_size=self.cfg.train.eval_batch_size,
-                transform=self.eval_transform,
-                device=self.device,
-            )["balanced_error"]
+    def _val_score(self, model: nn.Module) -> float:
+        """The guard's score of ``model`` on all of S_V (:func:`guard_score`: the error the
+        validation objective stands for, argmax of the raw logits)."""
+        metrics = evaluate(
+            model,
+            self.s_val,
+            batch_size=self.cfg.train.eval_batch_size,
+            transform=self.eval_transform,
+            device=self.device,
         )
+        return guard_score(metrics, self.cfg.objective, self.cfg.objective_lam)
 
     def _check_from_scratch(
         self,
@@ -444,8 +449,8 @@ class AutoBalanceSearch:
         model = self._new_model()
         optimizer, scheduler = rebuild(model)
         self._train_on_s_train("check", model, self._theta_loss, optimizer, scheduler, 0, None)
-        score = self._val_balanced_error(model)
-        report = {**report, "from_scratch_val_balanced_error": score}
+        score = self._val_score(model)
+        report = {**report, "from_scratch_val_score": score}
         if score > ref_score + cfg.guard.fallback_margin:
             self.guard.reset_to_init()
             report["fell_back"] = True
@@ -692,9 +697,11 @@ class AutoBalanceSearch:
             def done(epoch: int, record: dict[str, Any]) -> None:
                 nonlocal reference
                 if epoch >= t1 - 1:
-                    score = record.get("val/balanced_error")
-                    if score is None:
-                        score = self._val_balanced_error(model)
+                    if "val/balanced_error" in record:
+                        val = {k[4:]: v for k, v in record.items() if k.startswith("val/")}
+                        score = guard_score(val, cfg.objective, cfg.objective_lam)
+                    else:
+                        score = self._val_score(model)
                     if epoch == t1 - 1:
                         self.guard.start(float(score))
                         if use_reference:
@@ -753,7 +760,7 @@ class AutoBalanceSearch:
                 )
             ref_score = None
             if reference is not None:
-                ref_score = self._val_balanced_error(reference.model)
+                ref_score = self._val_score(reference.model)
             guard_report = self.guard.finish(
                 average=cfg.alpha.average,
                 search_epochs=e_search,

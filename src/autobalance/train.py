@@ -166,6 +166,7 @@ def evaluate(
         groups=data.groups,
         num_classes=data.num_classes,
         num_groups=data.num_groups if data.groups is not None else None,
+        cell_weights=data.error_weights,
     )
 
 

@@ -214,7 +214,7 @@ def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
     with torch.no_grad():
         eng.space.raw["additive"].fill_(0.7)
     kept = eng._check_from_scratch(2.0, rebuild, {"fell_back": False})  # any score is better
-    assert not kept["fell_back"] and 0 <= kept["from_scratch_val_balanced_error"] <= 1
+    assert not kept["fell_back"] and 0 <= kept["from_scratch_val_score"] <= 1
     assert float(eng.space.raw["additive"].detach()[0]) == pytest.approx(0.7)
     back = eng._check_from_scratch(-1.0, rebuild, {"fell_back": False})  # any score is worse
     assert back["fell_back"] and "from scratch" in back["fallback_reason"]

@@ -79,7 +79,7 @@ def test_a_search_driven_the_wrong_way_rolls_back_and_falls_back_to_its_init() -
     assert guard["fell_back"], guard
     assert "worse than" in guard["fallback_reason"]
     assert guard["rollbacks"] >= 1 and guard["events"][0]["event"] == "rollback"
-    assert guard["final_val_balanced_error"] > guard["reference_val_balanced_error"]
+    assert guard["final_val_score"] > guard["reference_val_score"]
     # α* is exactly the LA init
     init = eng.guard.alpha0
     for k, v in eng.space.raw.items():

@@ -9,10 +9,13 @@ from scipy.special import log_softmax
 
 from autobalance.losses import (
     BalancedGroupCE,
+    BlendedLoss,
     CEDEOLoss,
     GroupDROLoss,
     GroupLALoss,
     group_la_parameters,
+    make_loss,
+    parse_blend,
 )
 
 # Waterbirds-like (K=2, G=2) table, rows = classes, columns = groups.
@@ -160,3 +163,61 @@ def test_group_tables_must_be_positive() -> None:
         BalancedGroupCE([[3, 0], [2, 2]])
     with pytest.raises(ValueError, match=r"shape \(K, G\)"):
         GroupLALoss([3, 2])
+
+
+def test_group_losses_with_one_group_are_the_class_losses() -> None:
+    # G = 1: Group-LA is LA (τ log π_y, weight 1), CE_bal^G is balanced CE, CE_deo is 0.
+    counts = np.array([[50.0], [20.0], [5.0]])
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    targets = torch.arange(40) % 3
+    groups = torch.zeros(40, dtype=torch.long)
+    group_la = make_loss("group_la", group_counts=counts).double()(logits, targets, groups)
+    la = make_loss("la", class_counts=counts[:, 0]).double()(logits, targets)
+    np.testing.assert_allclose(group_la.item(), la.item(), rtol=1e-12)
+    bal_g = make_loss("ce_bal_group", group_counts=counts).double()(logits, targets, groups)
+    bal = make_loss("balanced_ce", class_counts=counts[:, 0]).double()(logits, targets)
+    np.testing.assert_allclose(bal_g.item(), bal.item(), rtol=1e-12)
+    assert make_loss("ce_deo", group_counts=counts)(logits, targets, groups).item() == 0.0
+
+
+def test_ce_deo_is_zero_exactly_when_conditional_losses_are_equal() -> None:
+    # Two groups with identical (logit, label) rows have equal conditional CE → CE_deo = 0;
+    # changing one logit of one group makes it strictly positive.
+    gen = torch.Generator().manual_seed(2)
+    half = torch.randn(12, 2, generator=gen, dtype=torch.float64)
+    y_half = torch.arange(12) % 2
+    logits = torch.cat([half, half])
+    targets = torch.cat([y_half, y_half])
+    groups = torch.cat([torch.zeros(12), torch.ones(12)]).long()
+    loss = CEDEOLoss(num_groups=2)
+    assert loss(logits, targets, groups).item() == pytest.approx(0.0, abs=1e-15)
+    shifted = logits.clone()
+    shifted[12, targets[12]] += 0.5  # one sample of group 1 gets a lower CE
+    assert loss(shifted, targets, groups).item() > 1e-3
+
+
+def test_blend_labels_and_limits() -> None:
+    assert parse_blend("ce_deo@0.9") == ("ce_deo", 0.9)
+    assert parse_blend("ce_deo") is None
+    for bad in ("ce_deo@x", "ce_deo@1.5", "@0.5"):
+        with pytest.raises(ValueError, match="REG@LAM"):
+            parse_blend(bad)
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    targets = torch.arange(30) % 2
+    groups = (torch.arange(30) // 2) % 2
+    ce = torch.nn.functional.cross_entropy(logits, targets)
+    deo = CEDEOLoss(num_groups=2)(logits, targets, groups)
+    kw = {"group_counts": TABLE}
+    # λ = 0 is CE (no groups needed), λ = 1 is L_reg, in between the convex blend
+    assert make_loss("ce_deo@0", **kw)(logits, targets).item() == pytest.approx(ce.item())
+    assert make_loss("ce_deo@1", **kw)(logits, targets, groups).item() == pytest.approx(deo.item())
+    got = make_loss("ce_deo@0.9", **kw)(logits, targets, groups)
+    assert isinstance(make_loss("ce_deo@0.9", **kw), BlendedLoss)
+    np.testing.assert_allclose(got.item(), 0.1 * ce.item() + 0.9 * deo.item(), rtol=1e-12)
+    bal = make_loss("ce_bal_group", **kw).double()(logits, targets, groups)
+    got = make_loss("ce_bal_group@0.5", **kw).double()(logits, targets, groups)
+    np.testing.assert_allclose(got.item(), 0.5 * ce.item() + 0.5 * bal.item(), rtol=1e-12)
+    with pytest.raises(ValueError, match="Unknown loss"):
+        make_loss("nope@0.5", **kw)

@@ -14,6 +14,9 @@ class TensorDataset:
 
     ``x`` is float (N, ...) or uint8 images (N, C, H, W); ``y`` is int64 (N,) in [0, K);
     ``groups`` is int64 (N,) in [0, G) or ``None`` for the class-only setting.
+    ``error_weights`` (optional, grouped data only) is a (K, G) table of reference proportions
+    π_{y,g} (for a test set: the training distribution's) that weights the standard error,
+    ``E(f) = Σ π_{y,g} E_{y,g}(f)`` (AutoBalance §4); ``None`` means the plain error rate.
     """
 
     x: Tensor
@@ -24,6 +27,7 @@ class TensorDataset:
     class_names: list[str] = field(default_factory=list)
     group_names: list[str] = field(default_factory=list)
     name: str = "dataset"
+    error_weights: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
@@ -47,8 +51,21 @@ class TensorDataset:
                 int(self.groups.min()) < 0 or int(self.groups.max()) >= self.num_groups
             ):
                 raise ValueError(f"{self.name}: group ids must lie in [0, {self.num_groups})")
+        if self.error_weights is not None:
+            self._check_error_weights(self.error_weights)
         if self.x.is_floating_point() and not bool(torch.isfinite(self.x).all()):
             raise ValueError(f"{self.name}: features contain NaN or infinite values")
+
+    def _check_error_weights(self, w: Tensor) -> None:
+        if self.groups is None:
+            raise ValueError(f"{self.name}: error_weights need group ids")
+        if tuple(w.shape) != (self.num_classes, self.num_groups):
+            raise ValueError(
+                f"{self.name}: error_weights must have shape (K, G) = "
+                f"({self.num_classes}, {self.num_groups}), got {tuple(w.shape)}"
+            )
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+            raise ValueError(f"{self.name}: error_weights must be finite, ≥ 0 and not all 0")
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -65,6 +82,7 @@ class TensorDataset:
             class_names=list(self.class_names),
             group_names=list(self.group_names),
             name=self.name,
+            error_weights=self.error_weights,
         )
 
     def class_counts(self) -> Tensor:

@@ -4,6 +4,7 @@
   (Li et al. 2021, arXiv 2201.01212, eq. 2.2 and 4.2).
 - :mod:`.baselines`: CE, balanced CE, focal, LDAM(-DRW), CE-DRW, LA, CDT, VS.
 - :mod:`.groups`: Group-LA, CE_bal^G, CE_deo, Group DRO.
+- :mod:`.blend`: ``(1 − λ)·CE + λ·L_reg``, the λ-blended baselines of §4 (label ``REG@LAM``).
 - :mod:`.factory`: ``make_loss(name, class_counts=..., group_counts=..., **options)``.
 
 Every loss module is called as ``loss(logits, targets, groups=None)`` and takes
@@ -28,10 +29,12 @@ from autobalance.losses.baselines import (
     ldam_margins,
     logit_adjustment,
 )
+from autobalance.losses.blend import BlendedLoss, blend_label, parse_blend
 from autobalance.losses.factory import (
     GROUP_LOSS_NAMES,
     LOSS_ALIASES,
     LOSS_NAMES,
+    is_loss_label,
     loss_options,
     make_loss,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "LOSS_ALIASES",
     "LOSS_NAMES",
     "BalancedGroupCE",
+    "BlendedLoss",
     "CDTLoss",
     "CEDEOLoss",
     "CrossEntropy",
@@ -67,14 +71,17 @@ __all__ = [
     "VSLoss",
     "balanced_cell_weights",
     "balanced_class_weights",
+    "blend_label",
     "cdt_scales",
     "effective_number_weights",
     "group_la_parameters",
+    "is_loss_label",
     "ldam_margins",
     "logit_adjustment",
     "loss_options",
     "make_loss",
     "parametric_cross_entropy",
+    "parse_blend",
     "set_value_checks",
     "value_checks_enabled",
 ]

@@ -24,6 +24,7 @@ from autobalance.losses.baselines import (
     VSLoss,
     balanced_class_weights,
 )
+from autobalance.losses.blend import BlendedLoss, blend_label, parse_blend
 from autobalance.losses.groups import BalancedGroupCE, CEDEOLoss, GroupDROLoss, GroupLALoss
 from autobalance.losses.parametric import ParametricCE
 
@@ -150,8 +151,20 @@ GROUP_LOSS_NAMES: tuple[str, ...] = ("group_la", "ce_bal_group", "ce_deo", "grou
 
 
 def loss_options(name: str) -> tuple[str, ...]:
-    """The keyword options :func:`make_loss` accepts for loss ``name``."""
-    return _REGISTRY[_canonical(name)][1]
+    """The keyword options :func:`make_loss` accepts for loss ``name`` (for a blend label
+    ``REG@LAM``, those of ``REG``)."""
+    blended = parse_blend(name)
+    return _REGISTRY[_canonical(blended[0] if blended else name)][1]
+
+
+def is_loss_label(name: str) -> bool:
+    """True for a loss name, an alias, or a blend label ``REG@LAM`` with ``REG`` one of those."""
+    try:
+        blended = parse_blend(name)
+        _canonical(blended[0] if blended else name)
+    except ValueError:
+        return False
+    return True
 
 
 def _canonical(name: str) -> str:
@@ -180,8 +193,21 @@ def make_loss(
             ``ce_bal_group``; gives G to ``ce_deo``/``group_dro`` and K, G to ``parametric``).
         options: loss-specific keywords; :func:`loss_options` lists them. Unknown ones raise.
 
+    A blend label ``REG@LAM`` (e.g. ``ce_deo@0.9``) builds ``(1 − LAM)·CE + LAM·REG``
+    (:class:`~autobalance.losses.blend.BlendedLoss`, the Fig. 5 baselines of AutoBalance §4);
+    ``options`` then go to ``REG``.
+
     Each loss's docstring gives its formula and paper.
     """
+    blended = parse_blend(name)
+    if blended is not None:
+        reg, lam = blended
+        if parse_blend(reg) is not None:
+            raise ValueError(f"loss label {name!r}: a blend cannot contain another blend")
+        regulariser = make_loss(
+            reg, class_counts=class_counts, group_counts=group_counts, **options
+        )
+        return BlendedLoss(regulariser, lam)
     key = _canonical(name)
     builder, accepted = _REGISTRY[key]
     unknown = sorted(set(options) - set(accepted))
@@ -194,4 +220,12 @@ def make_loss(
     return builder(class_counts, group_counts, options)
 
 
-__all__ = ["GROUP_LOSS_NAMES", "LOSS_ALIASES", "LOSS_NAMES", "loss_options", "make_loss"]
+__all__ = [
+    "GROUP_LOSS_NAMES",
+    "LOSS_ALIASES",
+    "LOSS_NAMES",
+    "blend_label",
+    "is_loss_label",
+    "loss_options",
+    "make_loss",
+]

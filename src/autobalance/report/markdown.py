@@ -14,7 +14,13 @@ import numpy as np
 
 from autobalance.checkpoint import atomic_write_text
 from autobalance.report import plots
-from autobalance.report.tables import COMPARE_COLUMNS, fmt_mean_std, markdown_table, mean_std
+from autobalance.report.tables import (
+    COMPARE_COLUMNS,
+    fmt,
+    fmt_mean_std,
+    markdown_table,
+    mean_std,
+)
 from autobalance.runs import REPORT, SUMMARY, RunDir
 
 
@@ -72,6 +78,56 @@ def class_accuracy(summary: Mapping[str, Any]) -> list[float]:
     return [np.nan if e is None else 1.0 - float(e) for e in summary["test"]["class_errors"]]
 
 
+def cell_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of the per-(class, group) table of a grouped run's ``summary.json``.
+
+    One row per cell (k, g): class and group names, the training samples ``n_{k,g}`` (when the
+    summary has ``group_counts``), the test error ``Err_{k,g} = P(ŷ ≠ y | y = k, g)`` (None, shown
+    as ``n/a``, for a cell without test samples) and, for a searched run whose α is per cell, the
+    learned weight w, additive offset l and multiplicative scale Δ of the cell.
+    """
+    cells = summary["test"]["cell_errors"]
+    n_classes = len(cells)
+    n_groups = len(cells[0]) if cells else 0
+    classes = summary.get("class_names") or [str(k) for k in range(n_classes)]
+    groups = summary.get("group_names") or [str(g) for g in range(n_groups)]
+    counts = summary.get("group_counts")
+    if counts is not None and np.shape(counts) != (n_classes, n_groups):
+        counts = None
+    alpha = summary.get("alpha")
+    if alpha is not None and np.shape(alpha["weight"]) != (n_classes, n_groups):
+        alpha = None
+    headers = ["class", "group"]
+    headers += ["train samples"] if counts is not None else []
+    headers += ["test error"]
+    headers += ["w", "l", "Δ"] if alpha is not None else []
+    rows: list[list[Any]] = []
+    for k in range(n_classes):
+        for g in range(n_groups):
+            row: list[Any] = [classes[k], groups[g]]
+            if counts is not None:
+                row.append(counts[k][g])
+            err = cells[k][g]
+            row.append(None if err is None else float(err))
+            if alpha is not None:
+                row += [alpha[key][k][g] for key in ("weight", "additive", "multiplicative")]
+            rows.append(row)
+    return headers, rows
+
+
+def _cell_section(rep: MarkdownReport, summary: Mapping[str, Any]) -> None:
+    test = summary["test"]
+    rep.heading("Per (class, group) cell")
+    headers, rows = cell_rows(summary)
+    rep.table(headers, rows)
+    rep.text(
+        "Test error of each cell `Err_{k,g} = P(ŷ ≠ y | y = k, g)` (`n/a`: no test samples). "
+        f"DEO `Σ_k (max_g Err_{{k,g}} − min_g Err_{{k,g}})` (eq. 4.1) = {fmt(test.get('deo'))}; "
+        f"worst (class, group) error `max_{{k,g}} Err_{{k,g}}` = "
+        f"{fmt(test.get('worst_group_error'))}."
+    )
+
+
 def _try_plot(
     report: MarkdownReport, folder: Path, name: str, alt: str, fn: Any, *a: Any, **k: Any
 ) -> None:
@@ -103,6 +159,8 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
     rows = [
         [key.replace("_", " "), test.get(key)] for _, key, g in COMPARE_COLUMNS if grouped or not g
     ]
+    if grouped and "empirical_error" in test:
+        rows.append(["empirical error", test["empirical_error"]])
     rep.table(["metric", "value"], rows)
     if "hyper_steps" in summary:
         hs = summary["hyper_steps"]
@@ -128,6 +186,8 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             row += [alpha["weight"][k], alpha["additive"][k], alpha["multiplicative"][k]]
         table.append(row)
     rep.table(headers, table)
+    if grouped:
+        _cell_section(rep, summary)
     if not figures:
         return rep.write(run.file(REPORT))
     rep.heading("Figures")
@@ -161,6 +221,26 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             summary["class_counts"],
             {summary["method"]: acc},
         )
+        if grouped:
+            _try_plot(
+                rep,
+                run.path,
+                "cell_errors.png",
+                "test error per (class, group) cell",
+                plots.plot_cell_errors,
+                test["cell_errors"],
+                counts=summary.get("group_counts"),
+                class_names=summary.get("class_names") or None,
+                group_names=summary.get("group_names") or None,
+            )
+            _try_plot(
+                rep,
+                run.path,
+                "group_curves.png",
+                "DEO and worst (class, group) error over epochs",
+                plots.plot_group_curves,
+                history,
+            )
     return rep.write(run.file(REPORT))
 
 
@@ -281,6 +361,7 @@ def write_comparison_report(
 __all__ = [
     "MarkdownReport",
     "aggregate",
+    "cell_rows",
     "class_accuracy",
     "cluster_counts",
     "guard_sentence",
@@ -295,10 +376,10 @@ def guard_sentence(guard: Mapping[str, Any]) -> str:
         head = f"**The search fell back to its initialisation.** {guard.get('fallback_reason')}."
     else:
         head = "The search kept its learned α*."
-    start, final = guard.get("start_val_balanced_error"), guard.get("final_val_balanced_error")
+    start, final = guard.get("start_val_score"), guard.get("final_val_score")
+    what = guard.get("val_score") or "balanced error"
     scores = (
-        f" Validation balanced error: {start:.4f} at the start of the search, "
-        f"{final:.4f} at the end."
+        f" Validation {what}: {start:.4f} at the start of the search, {final:.4f} at the end."
         if start is not None and final is not None
         else ""
     )

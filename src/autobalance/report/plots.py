@@ -5,6 +5,9 @@
 - :func:`plot_per_class_accuracy`: test accuracy of each class against its training frequency
   (log x), one series per method;
 - :func:`plot_error_curves`: train / validation / test balanced error over epochs (Fig. 4);
+- :func:`plot_cell_errors`: heat-map of the test error of each (class, group) cell;
+- :func:`plot_group_curves`: DEO (eq. 4.1), worst (class, group) error and standard error over
+  epochs, per split;
 - :func:`plot_pareto`: error against DEO or balanced error for several runs, with the Pareto
   front (Fig. 5).
 
@@ -170,22 +173,23 @@ def plot_per_class_accuracy(
     return _save(fig, path)
 
 
-def _draw_curves(ax: Any, ax_loss: Any, history: Sequence[Mapping[str, Any]], metric: str) -> None:
-    x = np.arange(1, len(history) + 1)
-    for split, (color, style) in _SPLIT_STYLE.items():
-        ys = [r.get(f"{split}/{metric}") for r in history]
-        if all(y is None for y in ys):
-            continue
-        yv = np.asarray([np.nan if y is None else float(y) for y in ys])
-        ax.plot(x, yv, color=color, ls=style, marker=".", ms=4, lw=1.5, label=split)
-    ax_loss.plot(x, [float(r.get("train_loss", np.nan)) for r in history], color="0.3", lw=1.3)
+def _values(history: Sequence[Mapping[str, Any]], key: str) -> np.ndarray | None:
+    """``key`` of every record as floats (NaN where missing); None when no record has it."""
+    ys = [r.get(key) for r in history]
+    if all(y is None for y in ys):
+        return None
+    return np.asarray([np.nan if y is None else float(y) for y in ys])
+
+
+def _mark_phases(history: Sequence[Mapping[str, Any]], axes: Sequence[Any], label_ax: Any) -> None:
+    """Dashed lines between successive phases on ``axes``; phase names on top of ``label_ax``."""
     phases = [str(r.get("phase", "")) for r in history]
     starts = [i for i in range(len(phases)) if i == 0 or phases[i] != phases[i - 1]]
     for i in starts if len(starts) > 1 else []:
-        for a in (ax, ax_loss):
+        for a in axes:
             if i > 0:
                 a.axvline(i + 0.5, color="0.6", lw=0.8, ls="--")
-        ax.annotate(
+        label_ax.annotate(
             phases[i],
             xy=(i + 1, 1.0),
             xycoords=("data", "axes fraction"),
@@ -194,14 +198,29 @@ def _draw_curves(ax: Any, ax_loss: Any, history: Sequence[Mapping[str, Any]], me
             fontsize=8,
             color="0.35",
         )
+
+
+def _integer_epochs(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _draw_curves(ax: Any, ax_loss: Any, history: Sequence[Mapping[str, Any]], metric: str) -> None:
+    x = np.arange(1, len(history) + 1)
+    for split, (color, style) in _SPLIT_STYLE.items():
+        yv = _values(history, f"{split}/{metric}")
+        if yv is None:
+            continue
+        ax.plot(x, yv, color=color, ls=style, marker=".", ms=4, lw=1.5, label=split)
+    ax_loss.plot(x, [float(r.get("train_loss", np.nan)) for r in history], color="0.3", lw=1.3)
+    _mark_phases(history, (ax, ax_loss), ax)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize=8)
     ax_loss.set_xlabel("epoch (all phases)")
     ax_loss.grid(alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
-    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_epochs(ax_loss)
 
 
 def plot_error_curves(
@@ -242,6 +261,164 @@ def plot_error_curves(
         axes[0][0].set_title(title or label)
     else:
         fig.suptitle(title or label)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _cell_table(values: Any, name: str) -> np.ndarray:
+    """A (K, G) float table; None (a NaN written to JSON) becomes NaN."""
+    rows = [[math.nan if v is None else float(v) for v in row] for row in values]
+    table = np.asarray(rows, dtype=np.float64)
+    if table.ndim != 2 or table.size == 0:
+        raise ValueError(f"{name} must be a non-empty (K, G) table, got shape {table.shape}")
+    return table
+
+
+def _deo_of(table: np.ndarray) -> float:
+    # Σ_k (max_g Err_{k,g} − min_g Err_{k,g}) over classes with ≥ 2 non-empty cells (eq. 4.1)
+    terms = [
+        float(r.max() - r.min()) for r in (row[np.isfinite(row)] for row in table) if r.size > 1
+    ]
+    return float(np.sum(terms)) if terms else math.nan
+
+
+def plot_cell_errors(
+    cell_errors: Sequence[Sequence[float | None]] | np.ndarray,
+    path: str | Path,
+    *,
+    counts: Sequence[Sequence[float]] | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    group_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Heat-map of the test error ``Err_{k,g} = P(ŷ ≠ y | y = k, g)`` of every (class, group)
+    cell: rows are classes, columns groups, each cell annotated with its error in percent and,
+    with ``counts`` (the (K, G) training samples per cell), ``n=…``.
+
+    Cells without test samples (NaN or None, as ``summary.json`` writes them) are grey and say
+    "no samples". The x label gives the worst-group error ``max_{k,g} Err_{k,g}`` and the DEO
+    ``Σ_k (max_g Err_{k,g} − min_g Err_{k,g})`` (AutoBalance eq. 4.1) over non-empty cells.
+    """
+    err = _cell_table(cell_errors, "cell_errors")
+    n_classes, n_groups = err.shape
+    n = None if counts is None else _cell_table(counts, "counts")
+    if n is not None and n.shape != err.shape:
+        raise ValueError(f"counts have shape {n.shape}, the cell errors {err.shape}")
+    for names, size, what in (
+        (class_names, n_classes, "classes"),
+        (group_names, n_groups, "groups"),
+    ):
+        if names and len(names) != size:
+            raise ValueError(f"{len(names)} names for {size} {what}")
+    plt = _pyplot()
+    finite = err[np.isfinite(err)]
+    vmax = max(100 * float(finite.max()), 1.0) if finite.size else 100.0
+    cmap = plt.get_cmap("Reds").with_extremes(bad="0.85")
+    fig, ax = plt.subplots(
+        figsize=(max(4.2, 1.5 * n_groups + 2.4), max(2.8, 0.7 * n_classes + 1.6))
+    )
+    im = ax.imshow(np.ma.masked_invalid(100 * err), cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
+    for k in range(n_classes):
+        for g in range(n_groups):
+            e = err[k, g]
+            text = "no samples" if not math.isfinite(e) else f"{100 * e:.1f}%"
+            if n is not None and math.isfinite(n[k, g]):
+                text += f"\nn={n[k, g]:g}"
+            dark = math.isfinite(e) and 100 * e > 0.6 * vmax
+            ax.text(
+                g,
+                k,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else ("0.35" if not math.isfinite(e) else "black"),
+            )
+    ax.set_xticks(range(n_groups))
+    ax.set_xticklabels(
+        list(group_names) if group_names else [f"group {g}" for g in range(n_groups)]
+    )
+    ax.set_yticks(range(n_classes))
+    ax.set_yticklabels(
+        list(class_names) if class_names else [f"class {k}" for k in range(n_classes)]
+    )
+    worst = f"{100 * float(finite.max()):.1f}%" if finite.size else "n/a"
+    deo = _deo_of(err)
+    deo_text = "n/a" if math.isnan(deo) else f"{deo:.3f}"
+    ax.set_xlabel(f"group\nworst cell {worst}, DEO {deo_text}")
+    ax.set_ylabel("class")
+    fig.colorbar(im, ax=ax, label="test error (%)")
+    ax.set_title(title or "Test error per (class, group) cell")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# (metric key, legend label, colour) of the group-fairness curves
+_GROUP_METRICS = (
+    ("deo", "DEO", "tab:purple"),
+    ("worst_group_error", "worst (class, group) error", "tab:red"),
+    ("error", "standard error", "0.35"),
+)
+
+
+def plot_group_curves(
+    history: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """DEO, worst (class, group) error and standard error over all epochs of a grouped run.
+
+    One panel per split with group metrics (train, val, test: the ``{split}/deo``,
+    ``{split}/worst_group_error`` and ``{split}/error`` keys of ``metrics.jsonl``), one line per
+    metric: ``DEO = Σ_k (max_g Err_{k,g} − min_g Err_{k,g})`` (AutoBalance eq. 4.1),
+    ``max_{k,g} Err_{k,g}`` and the standard error (weighted by the training cell proportions
+    unless the run said otherwise). Epochs of successive phases (warm-up, search, retrain) are
+    laid end to end, with the boundaries marked as in :func:`plot_error_curves`.
+    """
+    if not history:
+        raise ValueError("plot_group_curves: the history is empty")
+    series: dict[str, list[tuple[str, str, np.ndarray]]] = {}
+    for split in _SPLIT_STYLE:
+        lines = [
+            (label, color, ys)
+            for key, label, color in _GROUP_METRICS
+            if (ys := _values(history, f"{split}/{key}")) is not None
+        ]
+        # a split is drawn when it has group metrics (the standard error alone is no reason)
+        if any(label != "standard error" for label, _, _ in lines):
+            series[split] = lines
+    if not series:
+        raise ValueError("plot_group_curves: no split has DEO or worst-group error records")
+    plt = _pyplot()
+    n = len(series)
+    fig, axes = plt.subplots(
+        1, n, figsize=(6.4 if n == 1 else 4.6 * n, 4.0), sharey=True, squeeze=False
+    )
+    x = np.arange(1, len(history) + 1)
+    for ax, (split, lines) in zip(axes[0], series.items()):
+        for label, color, ys in lines:
+            ax.plot(x, ys, color=color, marker=".", ms=4, lw=1.5, label=label)
+        _mark_phases(history, (ax,), ax)
+        ax.set_title(split)
+        ax.set_xlim(0.5, len(history) + 0.5)  # the same epochs in every panel
+        ax.set_xlabel("epoch (all phases)")
+        ax.grid(alpha=0.3)
+        _integer_epochs(ax)
+    axes[0][0].set_ylabel("DEO / error")
+    legend: dict[str, Any] = {}  # one legend for all panels (the union of their lines)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=len(legend),
+        fontsize=8,
+    )
+    fig.suptitle(title or "DEO and worst (class, group) error over training")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -305,7 +482,9 @@ def plot_pareto(
 __all__ = [
     "MISSING_PLOTS",
     "plot_alpha_trajectory",
+    "plot_cell_errors",
     "plot_error_curves",
+    "plot_group_curves",
     "plot_pareto",
     "plot_per_class_accuracy",
     "plots_available",
