@@ -86,6 +86,24 @@ def test_deo_two_by_two_is_eq_4_1() -> None:
     assert error(y_true, y_pred) == pytest.approx(4 / 11)
 
 
+def test_deo_many_classes_and_groups_by_hand() -> None:
+    # K = 3, G = 3: DEO = Σ_k (max_g Err_{k,g} − min_g Err_{k,g}), the largest gap per class.
+    # Cell errors (rows = classes, columns = groups), each cell with 4 samples:
+    #   k=0: 0/4, 1/4, 2/4 → gap 0.5;  k=1: 3/4, 3/4, 3/4 → gap 0;  k=2: 4/4, 0/4, 1/4 → gap 1
+    wrong = [[0, 1, 2], [3, 3, 3], [4, 0, 1]]
+    y, g, pred = [], [], []
+    for k in range(3):
+        for j in range(3):
+            for i in range(4):
+                y.append(k)
+                g.append(j)
+                pred.append((k + 1) % 3 if i < wrong[k][j] else k)
+    assert deo(y, pred, g) == pytest.approx(0.5 + 0.0 + 1.0)
+    np.testing.assert_allclose(cell_errors(y, pred, g), np.asarray(wrong) / 4)
+    assert worst_group_error(y, pred, g) == pytest.approx(1.0)
+    assert group_balanced_error(y, pred, g) == pytest.approx(17 / 36)
+
+
 def test_inputs_tensor_numpy_list_agree() -> None:
     y_true, y_pred, groups = _random_problem(0, n=50, k=3, g=2)
     as_np = evaluate_predictions(y_true, y_pred, groups)

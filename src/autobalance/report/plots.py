@@ -442,7 +442,9 @@ def plot_pareto(
     """Scatter of ``y`` against ``x`` (both minimised) for several runs, Pareto front drawn.
 
     ``points`` are mappings with ``label`` and the two metric keys (e.g. a run's test metrics
-    plus a label); ``method`` (optional) sets the marker/colour series.
+    plus a label); ``method`` (optional) sets the marker/colour series. A point with a ``lam``
+    (the λ of a sweep, AutoBalance §4 Fig. 5) is annotated ``λ=…``, and the points of one series
+    are joined in λ order, so each family's trade-off curve is visible next to the front.
     """
     xy = [(_num(p.get(x)), _num(p.get(y))) for p in points]
     if not any(math.isfinite(a) and math.isfinite(b) for a, b in xy):
@@ -460,10 +462,25 @@ def plot_pareto(
             label=m,
             zorder=3,
         )
+        swept = sorted(
+            (float(points[i]["lam"]), xy[i]) for i in idx if points[i].get("lam") is not None
+        )
+        if len(swept) >= 2:
+            ax.plot(
+                [v[1][0] for v in swept],
+                [v[1][1] for v in swept],
+                lw=0.8,
+                alpha=0.6,
+                color=ax.collections[-1].get_facecolor()[0],
+                zorder=2,
+            )
     for (a, b), p in zip(xy, points):
         label = str(p.get("label", ""))
-        # name the point only when its label says more than the legend (e.g. a λ of a sweep)
-        if math.isfinite(a) and math.isfinite(b) and label != str(p.get("method", label)):
+        if p.get("lam") is not None:
+            label = f"λ={float(p['lam']):g}"
+        elif label == str(p.get("method", label)) or "lam" in p:
+            continue  # the legend names it (a sweep's fixed point, or a one-point series)
+        if math.isfinite(a) and math.isfinite(b):
             ax.annotate(label, (a, b), xytext=(4, 4), textcoords="offset points", fontsize=7)
     front = pareto_front(xy)
     fx = [xy[i][0] for i in front]
