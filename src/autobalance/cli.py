@@ -322,17 +322,43 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_loss(cfg: ExperimentConfig, exp: Any, args: argparse.Namespace) -> tuple[Any, str]:
-    from autobalance.losses import ParametricCE
+def _load_alpha(path: Path, exp: Any, args: argparse.Namespace) -> Any:
+    """The frozen loss in ``path``, checked against the training data's provenance record
+    (:mod:`autobalance.provenance`): an α learned on another dataset is refused unless
+    ``--force``; a file without the record (autobalance < 0.2) loads with a warning."""
+    import warnings
 
+    from autobalance.losses import ParametricCE
+    from autobalance.provenance import ProvenanceWarning, fingerprint_of, provenance_mismatch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProvenanceWarning)  # said below, in one line
+            loss = ParametricCE.load_json(path, learn=())
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"{path}: not a JSON file ({exc.msg})") from None
+    current = fingerprint_of(exp.train)
+    if loss.provenance is None:
+        print(
+            f"autobalance train: warning: {path} does not say which dataset it was learned on "
+            f"(saved before autobalance 0.2); it is not checked against '{current['dataset']}'",
+            file=sys.stderr,
+        )
+        return loss
+    reason = provenance_mismatch(loss.provenance, current)
+    if reason is not None:
+        if not args.force:
+            raise CLIError(f"{path}: {reason}; pass --force to train with it anyway")
+        print(f"autobalance train: warning (--force): {path}: {reason}", file=sys.stderr)
+    return loss
+
+
+def _make_loss(cfg: ExperimentConfig, exp: Any, args: argparse.Namespace) -> tuple[Any, str]:
     if args.alpha is not None:
         path = Path(args.alpha).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"alpha file not found: {path}")
-        try:
-            loss = ParametricCE.load_json(path, learn=())
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"{path}: not a JSON file ({exc.msg})") from None
+        loss = _load_alpha(path, exp, args)
         shape = tuple(next(iter(loss_counts(exp.train).values())).shape)  # (K,) or (K, G)
         if tuple(loss.shape) != shape:
             raise CLIError(
@@ -670,6 +696,12 @@ def _add_common(p: argparse.ArgumentParser, config: bool = True) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _version() -> str:
+    from autobalance import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``autobalance`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -678,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(AutoBalance, Li et al., NeurIPS 2021).",
     )
     parser.add_argument("--debug", dest="debug_top", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -725,6 +758,11 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--loss", metavar="NAME", help="baseline loss name")
     which.add_argument("--alpha", metavar="FILE", help="alpha.json written by `search`")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="use an --alpha learned on another dataset (its counts or name differ)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

@@ -6,7 +6,8 @@ A run directory holds everything needed to read, re-evaluate or resume one run::
     env.json               versions, platform, device, seed and command line (no host name)
     metrics.jsonl          one JSON line per epoch (the loop's ``on_epoch_end`` records)
     hyper_steps.jsonl      one JSON line per hyper-step on α (search runs)
-    alpha.json             α* as a ParametricCE (reload with ``ParametricCE.load_json``)
+    alpha.json             α* as a ParametricCE (reload with ``ParametricCE.load_json``), with
+                           the training data's counts and fingerprint (``provenance``)
     search_space.json      the search space: clusters D_π, raw α′ and effective (w, l, Δ)
     alpha_trajectory.csv   epoch, phase, class, group, cluster, w, l, Δ
     checkpoints/last.pt    the engine's end-of-epoch checkpoint (resume; SHA-256 checked)
@@ -705,6 +706,7 @@ def _run_search(
     resume: bool,
     callbacks: list[Callback] | None,
 ) -> dict[str, Any]:
+    from autobalance.provenance import fingerprint_of
     from autobalance.search import loss_from_alpha
 
     t0 = time.perf_counter()
@@ -718,7 +720,9 @@ def _run_search(
     seconds = time.perf_counter() - t0
     run.write_records(METRICS, [_strip(r) for r in result.history])
     run.write_records(HYPER_STEPS, [{"phase": "search", **h} for h in result.hyper_steps])
-    loss_from_alpha(result.alpha).save_json(run.file(ALPHA))
+    learned = loss_from_alpha(result.alpha)
+    learned.provenance = fingerprint_of(exp.train)  # `train --alpha` checks it (provenance.py)
+    learned.save_json(run.file(ALPHA))
     run.write_json(SPACE, result.space.to_dict())
     run.write_trajectory(result.trajectory, result.space.clusters.cpu())
     run.save_model(result.model)

@@ -2,7 +2,8 @@
 
 Shape checks read only tensor metadata and always run. Value checks (label and group ids in
 range, finite logits) need a device→host synchronisation; they are on by default and can be
-switched off in hot loops with :func:`set_value_checks`.
+switched off in hot loops with :func:`set_value_checks` (or per call, ``values=False``). They
+never run while ``torch.compile`` traces a loss, where a host read would break the graph.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def value_checks_enabled() -> bool:
     return _VALUE_CHECKS
 
 
+def _check_values(values: bool | None) -> bool:
+    """Run the value checks? ``values`` (None: the global setting), never under compile."""
+    enabled = _VALUE_CHECKS if values is None else values
+    return enabled and not torch.compiler.is_compiling()
+
+
 def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
     """Return ``reduction`` if it is one of ``allowed``, else raise a ValueError naming them."""
     if reduction not in allowed:
@@ -44,9 +51,17 @@ def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
 
 
 def check_logits_targets(
-    logits: Tensor, targets: Tensor, num_classes: int | None = None, *, name: str = "loss"
+    logits: Tensor,
+    targets: Tensor,
+    num_classes: int | None = None,
+    *,
+    name: str = "loss",
+    values: bool | None = None,
 ) -> tuple[int, int]:
-    """Validate (N, K) float logits and (N,) integer targets in [0, K); return (N, K)."""
+    """Validate (N, K) float logits and (N,) integer targets in [0, K); return (N, K).
+
+    The range check on ``targets`` is a value check (``values``; None: :func:`set_value_checks`).
+    """
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
         raise ValueError(f"{name}: logits and targets must be torch.Tensor")
     if logits.dim() != 2:
@@ -65,7 +80,7 @@ def check_logits_targets(
         raise ValueError(f"{name}: empty batch (N = 0)")
     if num_classes is not None and k != num_classes:
         raise ValueError(f"{name}: expected logits with {num_classes} classes, got {k}")
-    if _VALUE_CHECKS:
+    if _check_values(values):
         lo, hi = torch.stack(torch.aminmax(targets)).tolist()  # one device→host copy
         if lo < 0 or hi >= k:
             raise ValueError(f"{name}: targets must lie in [0, {k}), got range [{lo}, {hi}]")
@@ -73,9 +88,15 @@ def check_logits_targets(
 
 
 def check_groups(
-    groups: Tensor | None, n: int, num_groups: int | None = None, *, name: str = "loss"
+    groups: Tensor | None,
+    n: int,
+    num_groups: int | None = None,
+    *,
+    name: str = "loss",
+    values: bool | None = None,
 ) -> Tensor:
-    """Validate (N,) integer group ids in [0, G) (or ≥ 0 when G is unknown)."""
+    """Validate (N,) integer group ids in [0, G) (or ≥ 0 when G is unknown); the range check
+    is a value check (``values``; None: :func:`set_value_checks`)."""
     if groups is None:
         raise ValueError(f"{name}: this loss needs group ids; pass groups=LongTensor of shape (N,)")
     if not isinstance(groups, Tensor):
@@ -84,7 +105,7 @@ def check_groups(
         raise ValueError(f"{name}: groups must have shape ({n},), got {tuple(groups.shape)}")
     if groups.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise ValueError(f"{name}: groups must be an integer tensor, got {groups.dtype}")
-    if _VALUE_CHECKS:
+    if _check_values(values):
         lo, hi = torch.stack(torch.aminmax(groups)).tolist()
         if lo < 0 or (num_groups is not None and hi >= num_groups):
             bound = f"[0, {num_groups})" if num_groups is not None else "[0, ∞)"
@@ -92,9 +113,12 @@ def check_groups(
     return groups
 
 
-def check_finite(loss: Tensor, logits: Tensor, *, name: str = "loss") -> None:
-    """Raise a clear ValueError when ``loss`` is not finite, saying whether logits are to blame."""
-    if not _VALUE_CHECKS:
+def check_finite(
+    loss: Tensor, logits: Tensor, *, name: str = "loss", values: bool | None = None
+) -> None:
+    """Raise a clear ValueError when ``loss`` is not finite, saying whether logits are to blame
+    (a value check: ``values``; None: :func:`set_value_checks`)."""
+    if not _check_values(values):
         return
     if loss.dim() == 0 and math.isfinite(loss.item()):
         return

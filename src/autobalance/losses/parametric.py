@@ -13,15 +13,27 @@ Logit adjustment (LA), CDT and VS losses are special cases; see ``baselines.py``
 
 Speed: on CPU the loss runs through a fused autograd function (the reduction inside it, one
 (N, K) buffer reused in the backward; double backward, ``torch.func.grad`` and forward-mode AD
-are supported, ``vmap`` is not). On other devices plain autograd ops are used, which is faster
-where kernel launches dominate. Pass detached w, l, Δ when only ∂/∂logits is needed: the α
-gradients cost extra (N, K) passes.
+are supported, ``vmap`` is not). On other devices, and under ``torch.compile`` (which fuses by
+itself), plain autograd ops are used, which is faster where kernel launches dominate. Pass
+detached w, l, Δ when only ∂/∂logits is needed: the α gradients cost extra (N, K) passes.
+
+Drop-in for ``nn.CrossEntropyLoss``: :class:`ParametricCE` is called as ``loss(input, target)``
+(also by keyword, ``loss(input=logits, target=y)``) on (N, K) logits and (N,) class indices, and
+with ``groups=`` for the (class, group) form. Its forward reads nothing back from the device
+except in the optional value checks (labels in range, a finite loss;
+``losses.set_value_checks``, or ``check_values=False`` per loss), which never run under
+``torch.compile``: a compiled model + loss is one graph.
+
+Saved losses (:meth:`ParametricCE.save_json`, a run's ``alpha.json``) carry ``data``: the class
+(and group) counts and fingerprint of the dataset α was learned on
+(:mod:`autobalance.provenance`), which ``autobalance train --alpha`` checks.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from typing import Any
@@ -37,9 +49,12 @@ from autobalance.losses._common import (
     check_reduction,
     reduce_loss,
 )
+from autobalance.provenance import ProvenanceWarning
 
 COMPONENTS: tuple[str, ...] = ("weight", "additive", "multiplicative")
 _FORMAT = "autobalance.ParametricCE"
+# version 2 added "data" (the dataset α was learned on); version 1 files load with a warning
+_VERSION = 2
 _DELTA_EPS = 1e-6
 # Device types on which the fused autograd function is used. It saves (N, K) memory passes, which
 # pays on CPU; on GPUs at these sizes launch overhead dominates and plain autograd ops are faster.
@@ -48,7 +63,6 @@ FUSED_DEVICE_TYPES: set[str] = {"cpu"}
 try:  # private pieces of torch's ``Function.apply``; without them the stock apply is used
     from torch._functorch.utils import unwrap_dead_wrappers
 
-    _is_compiling = torch.compiler.is_compiling
     _transforms_active = torch._C._are_functorch_transforms_active
     _FAST_APPLY = True
 except (ImportError, AttributeError):  # pragma: no cover - older torch
@@ -245,9 +259,10 @@ def _fused_apply(*args: Any) -> Any:
 
     Every argument is passed positionally and none has a default, so that binding changes
     nothing, yet on CPU it costs about 50 µs a call, as much as the rest of the loss at
-    N·K = 256·1000. Under ``torch.compile`` and ``torch.func`` transforms the stock path runs.
+    N·K = 256·1000. Under ``torch.func`` transforms the stock path runs (``torch.compile``
+    never gets here: dynamo cannot trace a custom ``jvp``, and it fuses the plain ops itself).
     """
-    if not _FAST_APPLY or _is_compiling() or _transforms_active():
+    if not _FAST_APPLY or _transforms_active():
         return _FusedParametricCE.apply(*args)
     # What the stock ``Function.apply`` does next, minus the binding.
     args = unwrap_dead_wrappers(args)
@@ -263,6 +278,7 @@ def parametric_cross_entropy(
     multiplicative: Tensor | None = None,
     groups: Tensor | None = None,
     reduction: str = "mean",
+    check_values: bool | None = None,
 ) -> Tensor:
     """Parametric CE ``w_y · CE(Δ ⊙ f(x) + l, y)`` (Li et al. 2021, arXiv 2201.01212, eq. 2.2).
 
@@ -276,13 +292,16 @@ def parametric_cross_entropy(
             sample i (eq. 4.2): w_{y_i, g_i}, l[:, g_i], Δ[:, g_i]; (K,) tensors are shared by
             all groups.
         reduction: ``mean`` = (1/N) Σ_i ℓ_i (eq. 2.3, not divided by Σ w), ``sum`` or ``none``.
+        check_values: run the value checks (labels and group ids in range, a finite loss), each
+            a device→host read; None follows ``losses.set_value_checks`` (on by default). They
+            never run under ``torch.compile``. Shape checks always run.
 
     Returns:
         The reduced loss, or (N,) per-sample losses for ``none``.
     """
     name = "parametric_cross_entropy"
     check_reduction(reduction)
-    n, k = check_logits_targets(logits, targets, name=name)
+    n, k = check_logits_targets(logits, targets, name=name, values=check_values)
     grouped = groups is not None
     w = _check_component(weight, "weight", k, grouped, logits)
     l = _check_component(additive, "additive", k, grouped, logits)
@@ -292,7 +311,9 @@ def parametric_cross_entropy(
         sizes = {int(t.shape[1]) for t in (w, l, d) if t is not None and t.dim() == 2}
         if len(sizes) > 1:
             raise ValueError(f"{name}: (K, G) tables disagree on G: {sorted(sizes)}")
-        groups = check_groups(groups, n, sizes.pop() if sizes else None, name=name).long()
+        groups = check_groups(
+            groups, n, sizes.pop() if sizes else None, name=name, values=check_values
+        ).long()
         # Row i of the gathered table is column g_i of the (K, G) table.
         if d is not None and d.dim() == 2:
             d = d.t()[groups]
@@ -301,15 +322,21 @@ def parametric_cross_entropy(
     sample_weight = None
     if w is not None:
         sample_weight = w[targets, groups] if w.dim() == 2 else w[targets]
-    if logits.device.type in FUSED_DEVICE_TYPES and not (w is None and l is None and d is None):
+    identity = w is None and l is None and d is None
+    if logits.device.type in FUSED_DEVICE_TYPES and not identity and not _compiling():
         out, _ = _fused_apply(logits, targets, sample_weight, l, d, reduction)
     elif sample_weight is None:
         out = F.cross_entropy(_adjust(logits, l, d), targets, reduction=reduction)
     else:
         per_sample = F.cross_entropy(_adjust(logits, l, d), targets, reduction="none")
         out = reduce_loss(per_sample, reduction, sample_weight)
-    check_finite(out, logits, name=name)
+    check_finite(out, logits, name=name, values=check_values)
     return out
+
+
+def _compiling() -> bool:
+    """Whether ``torch.compile`` (dynamo) is tracing this call."""
+    return bool(torch.compiler.is_compiling())
 
 
 def _broadcast_init(value: Any, name: str, shape: tuple[int, ...]) -> Tensor | None:
@@ -340,6 +367,12 @@ class ParametricCE(nn.Module):
     ``delta_logit = 0``. Components named in ``learn`` are ``nn.Parameter``; the others are
     buffers, and a non-learned component left at ``None`` is the identity and costs nothing.
 
+    A drop-in for ``nn.CrossEntropyLoss`` on (N, K) logits and (N,) class indices:
+    ``loss(input, target)`` or ``loss(input=..., target=...)``, plus ``groups=`` for the
+    (class, group) form; with every component at its identity it equals
+    ``F.cross_entropy``. ``provenance`` (None, or :func:`autobalance.provenance.data_fingerprint`
+    of the data α was learned on) is saved with :meth:`save_json`.
+
     Args:
         num_classes: K.
         num_groups: G; with G > 1 the tables are (K, G) and ``forward`` needs ``groups``.
@@ -349,6 +382,9 @@ class ParametricCE(nn.Module):
         delta_scale: the scale s of Δ = s·σ(d).
         learn: which of ``("weight", "additive", "multiplicative")`` are learnable.
         reduction: ``mean`` (eq. 2.3, plain average), ``sum`` or ``none``.
+        check_values: the forward's value checks (labels in range, a finite loss; each a
+            device→host read): None follows ``losses.set_value_checks`` (on by default), False
+            never runs them. They never run under ``torch.compile``.
     """
 
     log_weight: Tensor | None
@@ -366,6 +402,7 @@ class ParametricCE(nn.Module):
         delta_scale: float = 2.0,
         learn: Iterable[str] = COMPONENTS,
         reduction: str = "mean",
+        check_values: bool | None = None,
     ) -> None:
         super().__init__()
         if int(num_classes) < 1 or int(num_groups) < 1:
@@ -386,6 +423,8 @@ class ParametricCE(nn.Module):
         self.delta_scale = float(delta_scale)
         self.learn = tuple(c for c in COMPONENTS if c in learn)
         self.reduction = check_reduction(reduction)
+        self.check_values = check_values
+        self.provenance: dict[str, Any] | None = None
         shape = self.shape
         raw = {
             "weight": self._weight_to_raw(_broadcast_init(weight, "weight", shape)),
@@ -465,25 +504,28 @@ class ParametricCE(nn.Module):
         return self._effective_or_identity("multiplicative", 1.0)
 
     # -- loss -------------------------------------------------------------------------------------
-    def forward(self, logits: Tensor, targets: Tensor, groups: Tensor | None = None) -> Tensor:
-        """ℓ = w_y · CE(Δ ⊙ f(x) + l, y), reduced by ``self.reduction``."""
+    def forward(self, input: Tensor, target: Tensor, groups: Tensor | None = None) -> Tensor:
+        """ℓ = w_y · CE(Δ ⊙ f(x) + l, y) (eq. 2.2; eq. 4.2 with ``groups``), reduced by
+        ``self.reduction``; ``input`` = f(x), (N, K) logits, ``target`` = y, (N,) class
+        indices, as for ``nn.CrossEntropyLoss``."""
         if self.num_groups > 1 and groups is None:
             raise ValueError(
                 f"ParametricCE: num_groups={self.num_groups}, so forward needs groups=(N,) ids"
             )
-        if logits.dim() == 2 and logits.shape[1] != self.num_classes:
+        if input.dim() == 2 and input.shape[1] != self.num_classes:
             raise ValueError(
                 f"ParametricCE: expected logits with {self.num_classes} classes, "
-                f"got shape {tuple(logits.shape)}"
+                f"got shape {tuple(input.shape)}"
             )
         return parametric_cross_entropy(
-            logits,
-            targets,
+            input,
+            target,
             weight=self._effective("weight"),
             additive=self._effective("additive"),
             multiplicative=self._effective("multiplicative"),
             groups=groups if self.num_groups > 1 else None,
             reduction=self.reduction,
+            check_values=self.check_values,
         )
 
     def extra_repr(self) -> str:
@@ -494,10 +536,11 @@ class ParametricCE(nn.Module):
 
     # -- serialisation: "train once, reuse the loss" ---------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready effective values (None for an untouched identity) and metadata."""
+        """JSON-ready effective values (None for an untouched identity) and metadata; ``data``
+        is :attr:`provenance`, the dataset α was learned on (None when unknown)."""
         out: dict[str, Any] = {
             "format": _FORMAT,
-            "version": 1,
+            "version": _VERSION,
             "num_classes": self.num_classes,
             "num_groups": self.num_groups,
             "delta_scale": self.delta_scale,
@@ -508,20 +551,36 @@ class ParametricCE(nn.Module):
             for comp in COMPONENTS:
                 value = self._effective(comp)
                 out[comp] = None if value is None else value.detach().cpu().double().tolist()
+        out["data"] = None if self.provenance is None else dict(self.provenance)
         return out
 
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], *, learn: Iterable[str] | None = None
     ) -> ParametricCE:
-        """Rebuild a loss from :meth:`to_dict` output; ``learn`` overrides the stored one."""
+        """Rebuild a loss from :meth:`to_dict` output; ``learn`` overrides the stored one.
+
+        A dict without ``data`` (written before version 2) loads with a
+        :class:`~autobalance.provenance.ProvenanceWarning`: nothing says which dataset it
+        belongs to, and :attr:`provenance` is None.
+        """
         if data.get("format") != _FORMAT:
             raise ValueError(f"ParametricCE.from_dict: expected format {_FORMAT!r}")
         required = ("num_classes", "num_groups", "delta_scale", "learn", "reduction", *COMPONENTS)
         missing = [key for key in required if key not in data]
         if missing:
             raise ValueError(f"ParametricCE.from_dict: missing keys {missing}")
-        return cls(
+        provenance = data.get("data")
+        if "data" not in data:
+            warnings.warn(
+                "this ParametricCE was saved without the dataset it was learned on (format "
+                "version 1): it cannot be checked against the data it is used with",
+                ProvenanceWarning,
+                stacklevel=2,
+            )
+        elif provenance is not None and not isinstance(provenance, Mapping):
+            raise ValueError("ParametricCE.from_dict: 'data' must be a mapping or null")
+        loss = cls(
             int(data["num_classes"]),
             int(data["num_groups"]),
             weight=data["weight"],
@@ -531,6 +590,8 @@ class ParametricCE(nn.Module):
             learn=tuple(data["learn"]) if learn is None else learn,
             reduction=str(data["reduction"]),
         )
+        loss.provenance = None if provenance is None else dict(provenance)
+        return loss
 
     def save_json(self, path: str | PathLike[str]) -> None:
         """Write :meth:`to_dict` to ``path`` as JSON, atomically (temp file, fsync, rename)."""
@@ -542,9 +603,13 @@ class ParametricCE(nn.Module):
     def load_json(
         cls, path: str | PathLike[str], *, learn: Iterable[str] | None = None
     ) -> ParametricCE:
-        """Load a loss saved by :meth:`save_json`; pass ``learn=()`` to freeze it."""
+        """Load a loss saved by :meth:`save_json`; pass ``learn=()`` to freeze it. Its
+        :attr:`provenance` says which dataset it was learned on (see :meth:`from_dict`)."""
         with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh), learn=learn)
+            data = json.load(fh)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: expected a JSON object written by ParametricCE.save_json")
+        return cls.from_dict(data, learn=learn)
 
 
 __all__ = ["COMPONENTS", "ParametricCE", "parametric_cross_entropy"]
