@@ -61,11 +61,14 @@ def load_inat2018(
     *,
     image_size: int = 224,
     train_transform: bool | None = None,
+    backend: str = "auto",
 ) -> ImageListDataset:
     """iNaturalist 2018 ``split`` (``train2018.json`` / ``val2018.json`` in ``ann_dir``).
 
     ``ann_dir`` defaults to ``image_root``. The number of classes is the number of categories in
-    the file (8,142 for the official release).
+    the file (8,142 for the official release); the dataset's ``class_ids`` are their category
+    ids, in label order. ``backend``: the image transforms, see
+    :mod:`autobalance.data.imagenet_lt`.
     """
     if split not in INAT_SPLITS:
         raise ValueError(f"Unknown split '{split}', expected one of {INAT_SPLITS}")
@@ -82,6 +85,8 @@ def load_inat2018(
         num_classes=len(ids),
         image_size=image_size,
         train=split == "train" if train_transform is None else train_transform,
+        backend=backend,
+        class_ids=ids,
         name=f"inat2018-{split}",
     )
 
