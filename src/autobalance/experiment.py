@@ -7,8 +7,9 @@ model (:class:`ModelConfig`) and which baselines to compare against.
 :func:`build_experiment` turns it into data, a model factory and batch transforms.
 
 Data paths: ``dataset.path`` names the dataset's file or folder; otherwise it is looked up under
-``dataset.data_dir``, which defaults to ``$AUTOBALANCE_DATA`` or ``../shared/data`` (relative to
-the working directory).
+``dataset.data_dir``, which defaults to ``$AUTOBALANCE_DATA`` or, when that is unset, the user
+cache directory's ``autobalance/data`` (``~/.cache/autobalance/data`` on Linux;
+:func:`default_data_dir`).
 """
 
 from __future__ import annotations
@@ -188,9 +189,16 @@ class Experiment(NamedTuple):
 
 
 def default_data_dir() -> Path:
-    """``$AUTOBALANCE_DATA`` if set, else ``../shared/data`` relative to the working directory."""
+    """``$AUTOBALANCE_DATA`` if set, else ``data`` in the user cache directory
+    (:func:`autobalance.data.cifar.default_cache_dir`: ``~/.cache/autobalance/data`` on Linux,
+    ``~/Library/Caches/autobalance/data`` on macOS, ``%LOCALAPPDATA%\\autobalance\\data`` on
+    Windows). Never a path relative to the working directory."""
     env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.cwd().parent / "shared" / "data"
+    if env:
+        return Path(env).expanduser()
+    from autobalance.data.cifar import default_cache_dir
+
+    return default_cache_dir() / "data"
 
 
 def _data_dir(cfg: DatasetConfig) -> Path:

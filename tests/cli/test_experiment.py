@@ -123,8 +123,16 @@ def test_default_data_dir_follows_the_environment(monkeypatch, tmp_path: Path) -
     monkeypatch.setenv("AUTOBALANCE_DATA", str(tmp_path))
     assert default_data_dir() == tmp_path
     monkeypatch.delenv("AUTOBALANCE_DATA")
-    monkeypatch.chdir(tmp_path)
-    assert default_data_dir() == tmp_path.parent / "shared" / "data"
+    monkeypatch.delenv("AUTOBALANCE_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)  # never relative to the working directory
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_data_dir() == tmp_path / "xdg" / "autobalance" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_data_dir() == tmp_path / "home" / ".cache" / "autobalance" / "data"
+    monkeypatch.setenv("AUTOBALANCE_CACHE", str(tmp_path / "cache"))
+    assert default_data_dir() == tmp_path / "cache" / "data"
 
 
 def test_image_transforms_normalise_with_the_cifar_statistics() -> None:

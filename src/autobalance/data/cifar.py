@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -271,9 +272,19 @@ def download_cifar(
 
 
 def default_cache_dir() -> Path:
-    """``$AUTOBALANCE_CACHE`` or ``~/.cache/autobalance``."""
+    """``$AUTOBALANCE_CACHE``, else ``autobalance`` in the user's cache directory:
+    ``$XDG_CACHE_HOME`` or ``~/.cache`` (Linux and others), ``~/Library/Caches`` (macOS),
+    ``%LOCALAPPDATA%`` (Windows); the choice of ``platformdirs.user_cache_dir``."""
     env = os.environ.get("AUTOBALANCE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "autobalance"
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches"
+    elif sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        root = Path(os.environ["LOCALAPPDATA"])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return root / "autobalance"
 
 
 def _decode_one(blob: bytes) -> np.ndarray:
