@@ -443,8 +443,23 @@ def _expand_runs(paths: Sequence[str]) -> list[RunDir]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """``autobalance compare RUN_DIR...``: the runs' test metrics side by side."""
-    from autobalance.report.tables import compare_rows, markdown_table, text_table
+    """``autobalance compare RUN_DIR...``: the runs' test metrics side by side.
+
+    Runs on different data (dataset, options, ρ, or data seeds that do not form a seeds ×
+    methods grid; :func:`~autobalance.report.tables.dataset_mismatch`) are refused with exit
+    status 2 unless ``--force``; different budgets (model, epochs) are flagged on stderr and
+    noted under the table, which also gives the θ-epochs each run trained.
+    """
+    from autobalance.presets import read_config_file
+    from autobalance.report.tables import (
+        budget_mismatch,
+        compare_rows,
+        dataset_identity,
+        dataset_mismatch,
+        epochs_trained,
+        markdown_table,
+        text_table,
+    )
 
     runs = _expand_runs(args.run_dirs)
     summaries = []
@@ -453,8 +468,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{r.path} has no {SUMMARY} (the run did not finish)")
         summaries.append(r.read_json(SUMMARY))
     labels = [r.path.name for r in runs]
-    headers, rows = compare_rows(summaries, labels)
+    configs = [read_config_file(r.file("config.yaml")) or {} for r in runs]
+    methods = [str(s.get("method", "?")) for s in summaries]
+    notes = []
+    mismatch = dataset_mismatch(configs, labels, methods)
+    if mismatch is not None and not args.force:
+        raise CLIError(f"{mismatch}; pass --force to compare them anyway")
+    if mismatch is not None:
+        print(f"autobalance compare: warning (--force): {mismatch}", file=sys.stderr)
+        notes.append(f"note: NOT the same data (--force): {mismatch}")
+    seeds = sorted({str(dataset_identity(c)["data seed"]) for c in configs})
+    if mismatch is None and len(seeds) > 1:
+        notes.append(f"note: data seeds {', '.join(seeds)}, each with the same methods")
+    budget = budget_mismatch(configs, labels, methods)
+    if budget:
+        text = "different budgets: " + "; ".join(budget)
+        print(f"autobalance compare: warning: {text}", file=sys.stderr)
+        notes.append(f"note: {text}; compare with care")
+    epochs = [
+        epochs_trained(r.metrics(), s.get("timings"))["total"] for r, s in zip(runs, summaries)
+    ]
+    headers, rows = compare_rows(summaries, labels, epochs)
     print((markdown_table if args.markdown else text_table)(headers, rows), end="")
+    if notes:
+        print("\n" + "\n".join(notes))
     if args.plot == "pareto":
         from autobalance.report.plots import plot_pareto, plots_available
 
@@ -781,10 +818,15 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare runs side by side (optionally a Pareto plot)",
         description="One table of the runs' test metrics (balanced error, error, worst class, "
-        "group metrics when present, time). A folder of runs is expanded.",
+        "group metrics when present, time, θ-epochs trained). A folder of runs is expanded. "
+        "Runs on different data (dataset, options, imbalance ratio, data seed) are refused "
+        "unless --force; different budgets (epochs, model) are flagged.",
     )
     p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--force", action="store_true", help="compare runs on different data anyway (flagged)"
+    )
     p.add_argument("--plot", choices=("pareto",), help="also draw a figure")
     p.add_argument("--plot-out", default="pareto.png", metavar="FILE", help="figure path")
     p.add_argument("--x", help="Pareto x metric (default deo with groups, else balanced_error)")

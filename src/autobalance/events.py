@@ -23,7 +23,8 @@ class Callback:
         """A hyper-step on α was taken (or skipped, with the reason in ``info``)."""
 
     def on_batch_end(self, phase: str, step: int, info: dict[str, Any]) -> None:
-        """A θ step ended (for progress bars; keep handlers cheap)."""
+        """A θ-step ended (progress bars; keep handlers cheap). ``step`` is the phase's global
+        θ-step (1-based); ``info`` holds ``epoch`` and ``steps_per_epoch`` (plain ints)."""
 
     def on_phase_end(self, phase: str, info: dict[str, Any]) -> None:
         """A phase ended."""

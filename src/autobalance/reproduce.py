@@ -370,8 +370,86 @@ def caveats(plan: Plan) -> list[str]:
     return out
 
 
+# dataset → (file or folder under the data directory, how to get it); the in-memory synthetic
+# and bundled datasets are not listed: they need no files
+_DATA_SOURCES: dict[str, tuple[str, str]] = {
+    "cifar10_lt": (
+        "",
+        "download the official python pickles https://www.cs.toronto.edu/~kriz/"
+        "cifar-10-python.tar.gz and unpack them there (cifar-10-batches-py/)",
+    ),
+    "cifar100_lt": (
+        "",
+        "download the official python pickles https://www.cs.toronto.edu/~kriz/"
+        "cifar-100-python.tar.gz and unpack them there (cifar-100-python/)",
+    ),
+    "cifar10_jpeg_lt": ("cifar10_jpeg_lossy", "place the lossy-JPEG CIFAR-10 .npz there"),
+    "adult": ("adult", "place UCI Adult's adult.data and adult.test there"),
+    "compas": ("compas", "place ProPublica's compas-scores-two-years.csv there"),
+    "celeba": ("celeba", "place CelebA's list_attr_celeba.txt and list_eval_partition.txt there"),
+    "waterbirds_features": (
+        "waterbirds/metadata.csv",
+        "place Waterbirds' metadata.csv and features.npy under <data dir>/waterbirds",
+    ),
+    "imagenet_lt": ("imagenet_lt", "place the ImageNet images and ImageNet_LT_*.txt lists there"),
+    "inat2018": ("inat2018", "place the iNaturalist 2018 images and *2018.json there"),
+}
+
+
+def data_location(cfg: Any) -> tuple[Path | None, str | None]:
+    """Where :func:`autobalance.experiment.load_dataset` would read dataset ``cfg``
+    (a :class:`~autobalance.experiment.DatasetConfig`) from, without loading it.
+
+    The path is ``dataset.path``, else ``dataset.data_dir`` (default
+    :func:`~autobalance.experiment.default_data_dir`) joined with the dataset's folder. Returns
+    ``(path, None)`` for datasets read from disk (``(None, None)`` for built-in data) and, as
+    the second item, how to get the files when they are missing (None when they are there).
+    """
+    from autobalance.experiment import default_data_dir
+
+    if cfg.name not in _DATA_SOURCES:
+        return None, None
+    sub, how = _DATA_SOURCES[cfg.name]
+    base = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
+    path = Path(cfg.path).expanduser() if cfg.path else (base / sub if sub else base)
+    present = path.exists()
+    if present and cfg.name in ("cifar10_lt", "cifar100_lt") and path.suffix != ".npz":
+        from autobalance.data.cifar import find_cifar_dir
+
+        try:
+            path = find_cifar_dir(path, cfg.name.split("_")[0])
+        except FileNotFoundError:
+            present = False
+    return path, None if present else how
+
+
+def data_status(cfg: Any) -> str:
+    """``data: found at …``, ``data: MISSING … (how to get it)`` or ``data: built in``."""
+    path, how = data_location(cfg)
+    if path is None:
+        return f"data: built in ('{cfg.name}' is generated or bundled; nothing to download)"
+    if how is None:
+        return f"data: found at {path}"
+    return (
+        f"data: MISSING {path} (dataset '{cfg.name}'): {how}, or pass --data-dir DIR "
+        "(or set $AUTOBALANCE_DATA)"
+    )
+
+
+def guard_epochs(cfg: ExperimentConfig) -> int:
+    """θ-epochs the search guard may add on S_T: its reference θ with the init loss (the
+    E − t₁ search epochs after the warm-up) and its from-scratch check with α* (E epochs, run
+    unless the search already fell back)."""
+    g, e = cfg.search.guard, cfg.search.train.epochs
+    if not (g.enabled and g.fallback and g.reference):
+        return 0
+    t1 = round(cfg.search.hyper_start * e)
+    return (e - t1) + (e if g.check_from_scratch else 0)
+
+
 def describe_plan(plan: Plan) -> str:
-    """The ``--dry-run`` text: preset, data, model, methods with their epochs, seeds, output."""
+    """The ``--dry-run`` text: preset, data (and whether its files exist), model, methods
+    with their epochs and the paper's numbers, seeds, output."""
     rep = plan.reproduction
     cfg = plan.config(plan.methods[0], plan.seeds[0])
     lines = [
@@ -379,15 +457,19 @@ def describe_plan(plan: Plan) -> str:
         f"  scale {plan.scale}: preset '{plan.preset}', dataset {cfg.dataset.name} "
         f"(rho={fmt(cfg.dataset.imbalance_ratio, 0) if cfg.dataset.imbalance_ratio else 'n/a'}), "
         f"model {cfg.model.name}, device {cfg.search.device}",
+        f"  {data_status(cfg.dataset)}",
         f"  seeds {list(plan.seeds)}; output {plan.out}",
     ]
-    total = 0
+    total = guard_total = 0
     column = rep.column_for(cfg.dataset.name)
     for m in plan.methods:
         e = estimated_epochs(plan.config(m, plan.seeds[0]), m)
         total += e * len(plan.seeds)
         kind = "search + retrain" if is_search(m) else "train"
         line = f"  {display(m):<24} {kind:<17} {e:>4} epochs per seed"
+        guard = guard_epochs(plan.config(m, plan.seeds[0])) if is_search(m) else 0
+        guard_total += guard * len(plan.seeds)
+        line += f" (+ up to {guard} guard epochs)" if guard else ""
         for metric in rep.metrics:
             pv = rep.paper_value(m, metric, column)
             if pv is not None and pv.value is not None:
@@ -403,6 +485,7 @@ def describe_plan(plan: Plan) -> str:
     n_m, n_s = len(plan.methods), len(plan.seeds)
     lines.append(
         f"  total: {total} epochs ({n_m} method{'s' * (n_m != 1)} x {n_s} seed{'s' * (n_s != 1)})"
+        + (f", + up to {guard_total} epochs of the search guard" if guard_total else "")
     )
     for c in caveats(plan):
         lines.append(f"  note: {c}")

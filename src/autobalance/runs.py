@@ -20,7 +20,9 @@ A run directory holds everything needed to read, re-evaluate or resume one run::
     report.md              the run's report with its plots
 
 The loops only emit events (``autobalance.events``); :class:`MetricsWriter`,
-:class:`ProgressBar` and :class:`EpochLogger` observe them.
+:class:`~autobalance.progress.ProgressBar` and :class:`~autobalance.progress.EpochLogger`
+(``autobalance.progress``, re-exported here) observe them. ``summary.json``'s test metrics
+hold the K × K test ``confusion`` counts (up to 200 classes) for the report.
 
 While :func:`run_search` / :func:`run_train` write a run they hold ``.lock``
 (:meth:`RunDir.lock`, ``fcntl.flock``): a second process on the same directory fails at once
@@ -41,7 +43,7 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,6 +59,13 @@ from autobalance.checkpoint import (
 from autobalance.events import Callback
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
+from autobalance.progress import (  # re-exported: the run callbacks' historical home
+    EpochLogger,
+    ProgressBar,
+    plan_progress,
+    progress_callbacks,
+    search_plan,
+)
 
 # folder → [fd, depth] of the run-directory locks this process holds (RunDir.lock)
 _HELD_LOCKS: dict[str, list[int]] = {}
@@ -539,102 +548,36 @@ class MetricsWriter(Callback):
         self._append(HYPER_STEPS, {"phase": phase, "step": step, **info})
 
 
-def _headline(record: dict[str, Any]) -> tuple[str, float | None]:
-    for split in ("test", "val", "train"):
-        v = record.get(f"{split}/balanced_error")
-        if isinstance(v, float):
-            return split, v
-    return "", None
-
-
-class ProgressBar(Callback):
-    """A tqdm bar per phase: epoch, phase, training loss, balanced error, hyper-steps taken.
-
-    Disabled (a no-op) when ``enabled`` is false or ``stream`` is not a terminal.
-    """
-
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
-        self.bar: Any = None
-        self.hyper = 0
-
-    def on_phase_start(self, phase: str, info: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(
-            total=int(info.get("epochs", 0)),
-            initial=int(info.get("start_epoch", 0)),
-            desc=phase,
-            unit="ep",
-            file=self.stream,
-            leave=True,
-            dynamic_ncols=True,
-        )
-
-    def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
-        if self.bar is None:
-            return
-        split, err = _headline(record)
-        post = {"phase": record.get("phase", phase), "loss": f"{record['train_loss']:.3f}"}
-        if err is not None:
-            post[f"{split} bal.err"] = f"{err:.3f}"
-        if self.hyper:
-            post["hyper"] = self.hyper
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update(1)
-
-    def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
-        self.hyper += 1
-
-    def on_phase_end(self, phase: str, info: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class EpochLogger(Callback):
-    """One plain line per ``every`` epochs (for logs, where a progress bar would be noise)."""
-
-    def __init__(self, stream: TextIO | None = None, every: int = 1) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.every = max(1, int(every))
-        self.hyper = 0
-
-    def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
-        self.hyper += int(bool(info.get("applied", True)))
-
-    def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
-        if (epoch + 1) % self.every:
-            return
-        split, err = _headline(record)
-        line = f"[{record.get('phase', phase)}] epoch {epoch + 1}  loss {record['train_loss']:.4f}"
-        if err is not None:
-            line += f"  {split} bal.err {err:.4f}"
-        if phase == "search" or record.get("phase") == "search":
-            line += f"  hyper-steps {self.hyper}"
-        print(line, file=self.stream, flush=True)
-
-
-def progress_callbacks(quiet: bool, stream: TextIO | None = None) -> list[Callback]:
-    """A progress bar on a terminal, one line per epoch otherwise, nothing when ``quiet``."""
-    if quiet:
-        return []
-    s = stream if stream is not None else sys.stderr
-    if bool(getattr(s, "isatty", lambda: False)()):
-        return [ProgressBar(True, s)]
-    return [EpochLogger(s)]
-
-
 # ---------------------------------------------------------------------- executing runs
+
+
+CONFUSION_MAX_CLASSES = 200  # summary.json keeps the K × K test confusion up to this K
+
+
+def confusion_counts(exp: Experiment, model: nn.Module, device: str) -> list[list[int]] | None:
+    """Test confusion counts ``C[k][j] = #{test samples with y = k and ŷ = j}`` (argmax of the
+    raw logits), for the run report's confusion matrix; None for a streamed test set or more
+    than :data:`CONFUSION_MAX_CLASSES` classes."""
+    from autobalance.train import predict
+
+    data = exp.test
+    x = getattr(data, "x", None)
+    k = int(data.num_classes)
+    if not isinstance(x, torch.Tensor) or k > CONFUSION_MAX_CLASSES:
+        return None
+    pred = predict(model, x, transform=exp.eval_transform, device=device).cpu().long()
+    cells = data.y.cpu().long() * k + pred
+    return torch.bincount(cells, minlength=k * k).reshape(k, k).tolist()
 
 
 def _final_metrics(exp: Experiment, model: nn.Module, device: str) -> dict[str, Any]:
     from autobalance.train import evaluate
 
-    return evaluate(model, exp.test, transform=exp.eval_transform, device=device)
+    test = evaluate(model, exp.test, transform=exp.eval_transform, device=device)
+    confusion = confusion_counts(exp, model, device)
+    if confusion is not None:
+        test["confusion"] = confusion
+    return test
 
 
 def _summary(
@@ -716,6 +659,7 @@ def _run_search(
         callbacks=[MetricsWriter(run), *(callbacks or [])],
         checkpoint_dir=run.checkpoint_dir,
     )
+    plan_progress(callbacks or [], search_plan(engine))  # θ-steps per phase: the run's ETA
     result = engine.run(resume=resume)
     seconds = time.perf_counter() - t0
     run.write_records(METRICS, [_strip(r) for r in result.history])
@@ -780,6 +724,10 @@ def _run_train(
     torch.manual_seed(cfg.search.seed)  # same initial θ as the search's models
     model = exp.model_fn().to(device)
     eval_sets = {"train": exp.train, "test": exp.test} if cfg.eval_train else {"test": exp.test}
+    train_cfg = cfg.search.train
+    plan_progress(
+        callbacks or [], {"train": train_cfg.epochs * train_cfg.steps_per_epoch(len(exp.train))}
+    )
     t0 = time.perf_counter()
     records = fit(
         model,
@@ -818,6 +766,7 @@ __all__ = [
     "RunDir",
     "RunLockedError",
     "config_diff",
+    "confusion_counts",
     "default_run_path",
     "json_line",
     "progress_callbacks",

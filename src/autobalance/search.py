@@ -851,11 +851,21 @@ def search(
     config: SearchConfig,
     model_fn: Callable[[], nn.Module],
     train_data: TensorDataset,
+    *,
+    verbose: int = 0,
     **kwargs: Any,
 ) -> SearchResult:
-    """Functional form of :class:`AutoBalanceSearch` ``(...).run()``."""
+    """Functional form of :class:`AutoBalanceSearch` ``(...).run()``.
+
+    ``verbose``: 0 silent, 1 a progress bar per phase (``tqdm.auto``: terminals and
+    notebooks), 2 the bars and one ``logging`` line per epoch (:mod:`autobalance.progress`).
+    """
     resume = kwargs.pop("resume", False)
-    return AutoBalanceSearch(config, model_fn, train_data, **kwargs).run(resume=resume)
+    engine = AutoBalanceSearch(config, model_fn, train_data, **kwargs)
+    from autobalance.progress import attach_progress
+
+    attach_progress(engine, verbose)
+    return engine.run(resume=resume)
 
 
 __all__ = [

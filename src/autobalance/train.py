@@ -309,6 +309,23 @@ __all__ = [
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
+def _batch_events(
+    hook: StepHook | None, callbacks: Any, phase: str, epoch: int, steps_per_epoch: int
+) -> StepHook | None:
+    """``hook``, then ``callbacks.on_batch_end(phase, global_step, info)`` after every θ-step
+    (progress bars); ``info`` holds plain ints only, so no device sync is added."""
+    on_batch = getattr(callbacks, "on_batch_end", None)
+    if on_batch is None:
+        return hook
+
+    def step(global_step: int, local_step: int) -> dict[str, Any] | None:
+        out = hook(global_step, local_step) if hook is not None else None
+        on_batch(phase, global_step, {"epoch": epoch, "steps_per_epoch": steps_per_epoch})
+        return out
+
+    return step
+
+
 def run_epochs(
     phase: str,
     model: nn.Module,
@@ -361,7 +378,7 @@ def run_epochs(
             scheduler,
             transform=transform,
             generator=gen,
-            step_hook=step_hook,
+            step_hook=_batch_events(step_hook, callbacks, phase, epoch, steps_per_epoch),
             global_step=epoch * steps_per_epoch,
         )
         record: dict[str, Any] = {

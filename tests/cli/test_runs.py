@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -12,11 +11,8 @@ import pytest
 import torch
 
 from autobalance.runs import (
-    EpochLogger,
     MetricsWriter,
-    ProgressBar,
     RunDir,
-    progress_callbacks,
     read_trajectory,
     to_jsonable,
     trajectory_csv,
@@ -130,46 +126,3 @@ def test_model_is_saved_atomically_and_reloads_weights_only(tmp_path: Path) -> N
     state = torch.load(run.path / "model.pt", weights_only=True)
     assert torch.equal(state["weight"], model.weight.detach())
     assert [p.name for p in run.path.iterdir()] == ["model.pt"]  # no temp file left behind
-
-
-def test_progress_output_depends_on_the_terminal() -> None:
-    plain = io.StringIO()
-    cbs = progress_callbacks(quiet=False, stream=plain)
-    assert len(cbs) == 1 and isinstance(cbs[0], EpochLogger)
-    assert progress_callbacks(quiet=True, stream=plain) == []
-    log = cbs[0]
-    log.on_hyper_step("search", 5, {"applied": True})
-    log.on_epoch_end(
-        "search", 1, {"phase": "search", "train_loss": 0.25, "test/balanced_error": 0.125}
-    )
-    assert plain.getvalue() == (
-        "[search] epoch 2  loss 0.2500  test bal.err 0.1250  hyper-steps 1\n"
-    )
-    bar = ProgressBar(True, plain)  # not a TTY: disabled, every event is a no-op
-    assert not bar.enabled
-    bar.on_phase_start("train", {"epochs": 3})
-    bar.on_epoch_end("train", 0, {"train_loss": 1.0})
-    assert bar.bar is None
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_on_a_terminal() -> None:
-    term = FakeTerminal()
-    assert isinstance(progress_callbacks(quiet=False, stream=term)[0], ProgressBar)
-    bar = ProgressBar(True, term)
-    bar.on_phase_start("search", {"epochs": 2, "start_epoch": 0})
-    bar.on_hyper_step("search", 3, {"applied": True})
-    bar.on_epoch_end(
-        "search", 0, {"phase": "warmup", "train_loss": 0.5, "val/balanced_error": 0.25}
-    )
-    bar.on_epoch_end(
-        "search", 1, {"phase": "search", "train_loss": 0.4, "test/balanced_error": 0.2}
-    )
-    bar.on_phase_end("search", {})
-    final = term.getvalue().split("\r")[-1]
-    assert final.startswith("search: 100%") and "2/2" in final
-    assert "test bal.err=0.200" in final and "hyper=1" in final

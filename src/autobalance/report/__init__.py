@@ -1,5 +1,6 @@
-"""Reports of runs: tables (mean ± std over seeds, Pareto fronts), matplotlib figures of the
-paper's kind (Li et al. 2021, Figs. 3–5) and ``report.md`` writers."""
+"""Reports of runs: tables (mean ± std over seeds, many / medium / few-shot accuracy, compute,
+Pareto fronts), matplotlib figures of the paper's kind (Li et al. 2021, Figs. 3–5) and of
+long-tail practice (confusion matrix by class frequency, shot accuracy), ``report.md`` writers."""
 
 from __future__ import annotations
 
@@ -9,26 +10,34 @@ from autobalance.report.markdown import (
     cell_rows,
     class_accuracy,
     cluster_counts,
+    compute_text,
+    shot_rows,
     write_comparison_report,
     write_run_report,
 )
 from autobalance.report.plots import (
     MISSING_PLOTS,
+    normalized_confusion,
     plot_alpha_trajectory,
     plot_cell_errors,
+    plot_confusion_matrix,
     plot_error_curves,
     plot_group_curves,
     plot_pareto,
     plot_per_class_accuracy,
+    plot_shot_accuracy,
     plots_available,
 )
 from autobalance.report.tables import (
     compare_rows,
+    describe_epochs,
+    epochs_trained,
     fmt,
     fmt_mean_std,
     markdown_table,
     mean_std,
     pareto_front,
+    shot_accuracy,
     text_table,
 )
 
@@ -40,18 +49,26 @@ __all__ = [
     "class_accuracy",
     "cluster_counts",
     "compare_rows",
+    "compute_text",
+    "describe_epochs",
+    "epochs_trained",
     "fmt",
     "fmt_mean_std",
     "markdown_table",
     "mean_std",
+    "normalized_confusion",
     "pareto_front",
     "plot_alpha_trajectory",
     "plot_cell_errors",
+    "plot_confusion_matrix",
     "plot_error_curves",
     "plot_group_curves",
     "plot_pareto",
     "plot_per_class_accuracy",
+    "plot_shot_accuracy",
     "plots_available",
+    "shot_accuracy",
+    "shot_rows",
     "text_table",
     "write_comparison_report",
     "write_run_report",

@@ -16,10 +16,17 @@ from autobalance.checkpoint import atomic_write_text
 from autobalance.report import plots
 from autobalance.report.tables import (
     COMPARE_COLUMNS,
+    FEW_SHOT,
+    MANY_SHOT,
+    SHOT_SPLITS,
+    describe_epochs,
+    epochs_trained,
     fmt,
     fmt_mean_std,
     markdown_table,
     mean_std,
+    shot_accuracy,
+    shot_label,
 )
 from autobalance.runs import REPORT, SUMMARY, RunDir
 
@@ -52,25 +59,27 @@ class MarkdownReport:
         return atomic_write_text(self.render(), path)
 
 
-def _flat_counts(summary: Mapping[str, Any]) -> np.ndarray:
-    if "group_counts" in summary:
-        return np.asarray(summary["group_counts"], dtype=np.float64).ravel()
-    return np.asarray(summary["class_counts"], dtype=np.float64)
+def _member_count(r: Mapping[str, Any], summary: Mapping[str, Any]) -> float:
+    """Training samples of a trajectory row's cell ``n_{k,g}`` (``group_counts``), or of its
+    class ``n_k`` when α is per class (no group), also in a run with groups."""
+    k = int(r["class"])
+    if r.get("group") is not None and "group_counts" in summary:
+        return float(summary["group_counts"][k][int(r["group"])])
+    return float(summary["class_counts"][k])
 
 
 def cluster_counts(
     rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
 ) -> dict[int, float]:
-    """Mean training count of the classes (cells) in each cluster, for plot labels."""
-    flat = _flat_counts(summary)
-    n_groups = flat.size // max(len(summary["class_counts"]), 1)
-    members: dict[int, set[int]] = {}
+    """Mean training count of the classes (cells) in each cluster: ``mean_{i ∈ c} n_i``, which
+    labels the clusters and orders them head → tail in :func:`plots.plot_alpha_trajectory`."""
+    members: dict[int, dict[tuple[int, int], float]] = {}
     for r in rows:
         if r.get("cluster") is None:
             continue
-        cell = int(r["class"]) * n_groups + (int(r["group"]) if r.get("group") is not None else 0)
-        members.setdefault(int(r["cluster"]), set()).add(cell)
-    return {c: float(flat[sorted(m)].mean()) for c, m in members.items()}
+        cell = (int(r["class"]), -1 if r.get("group") is None else int(r["group"]))
+        members.setdefault(int(r["cluster"]), {})[cell] = _member_count(r, summary)
+    return {c: float(np.mean(list(m.values()))) for c, m in members.items()}
 
 
 def class_accuracy(summary: Mapping[str, Any]) -> list[float]:
@@ -128,6 +137,83 @@ def _cell_section(rep: MarkdownReport, summary: Mapping[str, Any]) -> None:
     )
 
 
+def compute_text(history: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> str:
+    """What a run trained: ``96 θ-epochs (warm-up 16 + search 24 + …), 57 hyper-steps on α``
+    (:func:`~autobalance.report.tables.epochs_trained`; the hyper-steps of a search only)."""
+    text = describe_epochs(epochs_trained(history, summary.get("timings")))
+    hs = summary.get("hyper_steps")
+    if hs:
+        text += f", {int(hs.get('applied', 0)) + int(hs.get('skipped', 0))} hyper-steps on α"
+    return text
+
+
+def shot_rows(
+    summaries: Sequence[Mapping[str, Any]], *, many: float = MANY_SHOT, few: float = FEW_SHOT
+) -> list[Any]:
+    """Mean ± std over runs (seeds) of the many / medium / few-shot accuracy
+    (:func:`~autobalance.report.tables.shot_accuracy`), one cell per split."""
+    per_run = [
+        shot_accuracy(s["class_counts"], class_accuracy(s), many=many, few=few) for s in summaries
+    ]
+    return [fmt_mean_std([float(r[sp]["accuracy"]) for r in per_run]) for sp in SHOT_SPLITS]
+
+
+def _shot_headers(
+    summary: Mapping[str, Any], many: float, few: float
+) -> tuple[list[str], dict[str, Any]]:
+    """Column headers ``many-shot (> 100), 3 classes`` … and the split of the first run."""
+    split = shot_accuracy(summary["class_counts"], class_accuracy(summary), many=many, few=few)
+    heads = [
+        f"{shot_label(sp, many=many, few=few)}, {split[sp]['classes']} classes"
+        for sp in SHOT_SPLITS
+    ]
+    return heads, split
+
+
+def _shot_section(
+    rep: MarkdownReport,
+    summaries: Mapping[str, Sequence[Mapping[str, Any]]],
+    many: float,
+    few: float,
+) -> None:
+    first = next(iter(summaries.values()))[0]
+    heads, _ = _shot_headers(first, many, few)
+    rep.heading("Many / medium / few-shot test accuracy")
+    rep.table(
+        ["method", *heads],
+        [[m, *shot_rows(runs, many=many, few=few)] for m, runs in summaries.items()],
+    )
+    rep.text(
+        f"Mean per-class test accuracy of the classes with more than {many:g} training samples "
+        f"(many-shot), {few:g} to {many:g} (medium) and fewer than {few:g} (few-shot); "
+        "`n/a`: no class in that range."
+    )
+
+
+def _confusion_plot(
+    rep: MarkdownReport, folder: Path, summary: Mapping[str, Any], thresholds: tuple[float, float]
+) -> None:
+    """The run's normalised test confusion matrix (``summary["test"]["confusion"]``)."""
+    confusion = summary["test"].get("confusion")
+    if confusion is None:
+        rep.text(
+            "_Confusion matrix: not in summary.json (a run of an older autobalance, a streamed "
+            "test set or more than 200 classes)._"
+        )
+        return
+    _try_plot(
+        rep,
+        folder,
+        "confusion_matrix.png",
+        "test confusion matrix, rows normalised, classes by training count",
+        plots.plot_confusion_matrix,
+        confusion,
+        summary["class_counts"],
+        class_names=summary.get("class_names") or None,
+        shot_thresholds=thresholds,
+    )
+
+
 def _try_plot(
     report: MarkdownReport, folder: Path, name: str, alt: str, fn: Any, *a: Any, **k: Any
 ) -> None:
@@ -141,18 +227,26 @@ def _try_plot(
     report.image(name, alt)
 
 
-def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
-    """``report.md`` of one run from its files (summary, metrics, trajectory), with plots
-    unless ``figures`` is false."""
+def write_run_report(
+    run: RunDir,
+    *,
+    figures: bool = True,
+    shot_thresholds: tuple[float, float] = (MANY_SHOT, FEW_SHOT),
+) -> Path:
+    """``report.md`` of one run from its files (summary, metrics, trajectory, hyper-steps),
+    with plots unless ``figures`` is false. ``shot_thresholds`` = (many, few): classes with
+    more than ``many`` training samples are many-shot, fewer than ``few`` few-shot."""
     summary = run.read_json(SUMMARY)
     history = run.metrics()
     traj = run.trajectory()
     test = summary["test"]
+    many, few = shot_thresholds
     rep = MarkdownReport(f"{summary.get('name', 'run')}: {summary['method']}")
     rep.text(
         f"Dataset `{summary['dataset']}`, model `{summary['model']}`, seed {summary['seed']}, "
-        f"{summary['seconds']:.1f} s wall time. Configuration: [config.yaml](config.yaml); "
-        f"environment: [env.json](env.json); per-epoch metrics: [metrics.jsonl](metrics.jsonl)."
+        f"{summary['seconds']:.1f} s wall time; compute: {compute_text(history, summary)}. "
+        "Configuration: [config.yaml](config.yaml); environment: [env.json](env.json); "
+        "per-epoch metrics: [metrics.jsonl](metrics.jsonl)."
     )
     rep.heading("Test metrics")
     grouped = "deo" in test
@@ -186,6 +280,7 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             row += [alpha["weight"][k], alpha["additive"][k], alpha["multiplicative"][k]]
         table.append(row)
     rep.table(headers, table)
+    _shot_section(rep, {summary["method"]: [summary]}, many, few)
     if grouped:
         _cell_section(rep, summary)
     if not figures:
@@ -198,9 +293,11 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             rep,
             run.path,
             "error_curves.png",
-            "balanced error over epochs",
+            "balanced error over epochs, and the hyper-steps on α",
             plots.plot_error_curves,
             history,
+            hyper_steps=run.hyper_steps() or None,
+            title=f"Balanced error over training\n{compute_text(history, summary)}",
         )
         if traj:
             _try_plot(
@@ -221,6 +318,7 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
             summary["class_counts"],
             {summary["method"]: acc},
         )
+        _confusion_plot(rep, run.path, summary, (many, few))
         if grouped:
             _try_plot(
                 rep,
@@ -246,7 +344,8 @@ def write_run_report(run: RunDir, *, figures: bool = True) -> Path:
 
 def aggregate(summaries: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     """Per method, mean / std / values over seeds of every scalar test metric, per-class
-    accuracy and wall time (JSON-ready)."""
+    accuracy, many / medium / few-shot accuracy (default thresholds) and wall time
+    (JSON-ready)."""
     out: dict[str, Any] = {}
     for method, runs in summaries.items():
         entry: dict[str, Any] = {"seeds": [r["seed"] for r in runs]}
@@ -256,6 +355,11 @@ def aggregate(summaries: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str,
             vals = [r["seconds"] if key == "seconds" else r["test"].get(key) for r in runs]
             m, s, _ = mean_std(vals)
             entry[key] = {"mean": m, "std": s, "values": vals}
+        shots = [shot_accuracy(r["class_counts"], class_accuracy(r)) for r in runs]
+        entry["shot_accuracy"] = {
+            sp: dict(zip(("mean", "std"), mean_std([float(x[sp]["accuracy"]) for x in shots])))
+            for sp in SHOT_SPLITS
+        }
         accs = np.asarray([class_accuracy(r) for r in runs], dtype=np.float64)
         entry["class_accuracy"] = {
             "mean": np.nanmean(accs, axis=0).tolist(),
@@ -267,6 +371,11 @@ def aggregate(summaries: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str,
     return out
 
 
+def _short_compute(text: str) -> str:
+    """``96 θ-epochs`` of :func:`compute_text`'s ``96 θ-epochs (…), 57 hyper-steps on α``."""
+    return text.split(" (")[0].split(",")[0]
+
+
 def write_comparison_report(
     path: str | Path,
     summaries: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -274,17 +383,24 @@ def write_comparison_report(
     *,
     title: str,
     intro: str = "",
+    shot_thresholds: tuple[float, float] = (MANY_SHOT, FEW_SHOT),
 ) -> Path:
-    """``report.md`` comparing methods over seeds: mean ± std table, per-class table, figures.
+    """``report.md`` comparing methods over seeds: mean ± std table with each method's
+    compute (θ-epochs), many / medium / few-shot table (``shot_thresholds`` = (many, few)),
+    per-class table, figures.
 
     ``summaries[method]`` are the runs' ``summary.json`` (one per seed), ``run_dirs[method]``
-    their folders (linked from the report). Figures are written next to ``path``.
+    their folders (linked from the report; their records give the compute and the curves).
+    Figures are written next to ``path``.
     """
     path = Path(path)
     folder = path.parent
     methods = list(summaries)
     first = summaries[methods[0]][0]
     grouped = "deo" in first["test"]
+    many, few = shot_thresholds
+    histories = {m: RunDir(run_dirs[m][0]).metrics() for m in methods}
+    compute = {m: compute_text(histories[m], summaries[m][0]) for m in methods}
     rep = MarkdownReport(title)
     if intro:
         rep.text(intro)
@@ -299,9 +415,16 @@ def write_comparison_report(
             + [
                 fmt_mean_std([r["seconds"] for r in runs], 1),
                 ", ".join(str(r["seed"]) for r in runs),
+                epochs_trained(histories[m], runs[0].get("timings"))["total"],
             ]
         )
-    rep.table(["method", *(c[0] for c in cols), "time (s)", "seeds"], rows)
+    rep.table(["method", *(c[0] for c in cols), "time (s)", "seeds", "θ-epochs"], rows)
+    rep.text(
+        "Compute per run (θ-epochs: passes over the training data that update θ): "
+        + "; ".join(f"{m} {compute[m]}" for m in methods)
+        + "."
+    )
+    _shot_section(rep, summaries, many, few)
     rep.heading("Per-class test accuracy (mean over seeds)")
     agg = aggregate(summaries)
     names = first.get("class_names") or [str(k) for k in range(len(first["class_counts"]))]
@@ -342,10 +465,26 @@ def write_comparison_report(
         _try_plot(
             rep,
             folder,
+            "shot_accuracy.png",
+            "many / medium / few-shot test accuracy",
+            plots.plot_shot_accuracy,
+            {m: {sp: v["mean"] for sp, v in agg[m]["shot_accuracy"].items()} for m in methods},
+            stds={m: {sp: v["std"] for sp, v in agg[m]["shot_accuracy"].items()} for m in methods}
+            if len(summaries[methods[0]]) > 1
+            else None,
+            labels={sp: shot_label(sp, many=many, few=few) for sp in SHOT_SPLITS},
+        )
+        _try_plot(
+            rep,
+            folder,
             "error_curves.png",
             f"balanced error over epochs (seed {summaries[methods[0]][0]['seed']})",
             plots.plot_error_curves,
-            {m: RunDir(run_dirs[m][0]).metrics() for m in methods},
+            {f"{m}: {_short_compute(compute[m])}": histories[m] for m in methods},
+            hyper_steps={
+                f"{m}: {_short_compute(compute[m])}": RunDir(run_dirs[m][0]).hyper_steps()
+                for m in methods
+            },
             title=f"Balanced error over epochs (seed {summaries[methods[0]][0]['seed']})",
         )
     rep.heading("Runs")
@@ -364,7 +503,9 @@ __all__ = [
     "cell_rows",
     "class_accuracy",
     "cluster_counts",
+    "compute_text",
     "guard_sentence",
+    "shot_rows",
     "write_comparison_report",
     "write_run_report",
 ]
