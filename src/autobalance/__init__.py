@@ -23,7 +23,18 @@ from autobalance.search import AutoBalanceSearch, SearchResult, loss_from_alpha,
 from autobalance.search_space import SearchSpace, frequency_clusters
 from autobalance.train import TrainConfig, evaluate, fit, predict
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autobalance")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree, not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "AlphaConfig",
