@@ -18,20 +18,25 @@ The sensitive attribute is never a feature. Every method is LINEAR: our methods 
     python benchmarks/b3_tabular.py --datasets adult compas celeba --seeds 0 1 2 --skip-done
 
 Methods: our fixed losses ``ce``, ``ce_bal_group``, ``group_la``, ``ce_deo`` (the DEO surrogate
-alone), ``ce_deo@0.9`` (0.1·CE + 0.9·CE_deo) and ``group_dro`` (trained by
-``autobalance.runs.run_train``); ``autobalance`` (``autobalance.runs.run_search``: 50/50
+alone), the blends ``ce_deo@λ`` = (1 − λ)·CE + λ·CE_deo for λ ∈ {0.1, 0.5, 0.9} (any loss label
+or blend ``REG@LAM`` is accepted) and ``group_dro`` (cells as groups), trained by
+``autobalance.runs.run_train``; ``autobalance`` (``autobalance.runs.run_search``: 50/50
 train/validation split, (class, group) loss space with l and Δ searched from the LA init,
-validation objective 0.9·CE + 0.1·CE_deo as in the paper's Table 3, then a retrain on all the
-training rows with α* frozen); and the fairlearn peers ``fairlearn_lr`` (plain logistic
-regression), ``fairlearn_eg_tpr`` / ``fairlearn_eg_eo`` (ExponentiatedGradient with
-TruePositiveRateParity / EqualizedOdds) and ``fairlearn_threshold`` (ThresholdOptimizer,
-equalized odds). Every method is scored by ``autobalance.metrics.evaluate_predictions`` with the
-training (class, group) proportions as the weights of ``error``.
+validation objective 0.9·CE + 0.1·CE_deo (λ_val = 0.1), then a retrain on all the training rows
+with α* frozen) and its variants ``autobalance+no_fallback`` (the guard never resets α* to the
+init) and ``autobalance+lam0.9`` (validation objective 0.1·CE + 0.9·CE_deo); and the fairlearn
+peers ``fairlearn_lr`` (plain logistic regression), ``fairlearn_eg_tpr`` / ``fairlearn_eg_eo``
+(ExponentiatedGradient with TruePositiveRateParity / EqualizedOdds) and ``fairlearn_threshold``
+(ThresholdOptimizer, equalized odds). Every method is scored by
+``autobalance.metrics.evaluate_predictions`` with the training (class, group) proportions as the
+weights of ``error``.
 
 Every (dataset, method, seed) run is written to ``results/b3/<dataset>/<method>__s<seed>.json``
 as soon as it ends (``--skip-done`` reuses them), and ``results/summary.json`` is updated from
 the runs of the seeds asked for. ``--quick`` is a smoke run (2 epochs, ≤ 2,000 rows, one seed,
-stored under ``results/b3/quick``, no summary).
+stored under ``results/b3/<dataset>_quick``, no summary). ``--tag T`` stores runs under
+``results/b3/<dataset>_T`` and leaves the summary alone (the seed-100 tuning runs are in
+``results/b3/tuning_seed100/``).
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from autobalance.config import apply_overrides
-from autobalance.data.dataset import TensorDataset
+from autobalance.config import apply_overrides, to_dict
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.tabular import load_adult, load_celeba_attributes, load_compas
 from autobalance.experiment import (
     ExperimentConfig,
@@ -57,6 +62,7 @@ from autobalance.experiment import (
     experiment_from_data,
     loss_counts,
 )
+from autobalance.losses import is_loss_label
 from autobalance.metrics import evaluate_predictions
 from autobalance.runs import RunDir, run_search, run_train
 
@@ -82,10 +88,28 @@ except ImportError:  # pragma: no cover
     )
 
 HERE = Path(__file__).resolve().parent
-OURS = ("ce", "ce_bal_group", "group_la", "ce_deo", "ce_deo@0.9", "group_dro")
+# our fixed losses (any loss label or blend REG@LAM is accepted; these are the defaults)
+OURS = (
+    "ce",
+    "ce_bal_group",
+    "group_la",
+    "ce_deo",
+    "ce_deo@0.1",
+    "ce_deo@0.5",
+    "ce_deo@0.9",
+    "group_dro",
+)
 SEARCH = "autobalance"
+# autobalance+VARIANT: overrides of the search config
+VARIANTS: dict[str, dict[str, Any]] = {
+    # the searched α* kept even when the guard would reset it to the init (what the search found)
+    "no_fallback": {"search.guard.fallback": False},
+    # the other reading of the paper's Table 3: its caption and "a mild amount of CE" give the
+    # validation loss 0.1·CE + 0.9·CE_deo, i.e. λ_val = 0.9 in (1 − λ_val)·CE + λ_val·CE_deo
+    "lam0.9": {"search.objective_lam": 0.9},
+}
 FAIRLEARN = ("fairlearn_lr", "fairlearn_eg_tpr", "fairlearn_eg_eo", "fairlearn_threshold")
-METHODS = (*OURS, SEARCH, *FAIRLEARN)
+METHODS = (*OURS, SEARCH, *(f"{SEARCH}+{v}" for v in VARIANTS), *FAIRLEARN)
 METRICS = (
     "error",
     "empirical_error",
@@ -102,6 +126,7 @@ SUMMARY_METRICS = (
     "deo",
     "seconds",
 )
+PARETO_X = {"deo": "DEO (%)", "balanced_error": "balanced error (%)"}
 OUR_MODEL = "linear: one nn.Linear d→2 (model.name: linear), SGD"
 LR_MODEL = "sklearn LogisticRegression(C=1.0, lbfgs, max_iter=1000)"
 
@@ -126,12 +151,12 @@ DATASETS: dict[str, Dataset] = {
     "adult": Dataset(
         "b3_adult",
         ("adult/adult.data", "adult/adult.test"),
-        {"epochs": 10, "batch_size": 128, "lr": 0.05, "weight_decay": 1e-4},
+        {"epochs": 10, "batch_size": 128, "lr": 0.2, "weight_decay": 1e-4},
     ),
     "compas": Dataset(
         "b3_compas",
         ("compas/compas-scores-two-years.csv",),
-        {"epochs": 30, "batch_size": 64, "lr": 0.05, "weight_decay": 1e-4},
+        {"epochs": 10, "batch_size": 64, "lr": 0.05, "weight_decay": 1e-4},
     ),
     "celeba": Dataset(
         "b3_celeba",
@@ -139,10 +164,18 @@ DATASETS: dict[str, Dataset] = {
             "celeba/list_attr_celeba.txt.gz|celeba/list_attr_celeba.txt",
             "celeba/list_eval_partition.txt",
         ),
-        {"epochs": 5, "batch_size": 512, "lr": 0.05, "weight_decay": 1e-4},
+        {"epochs": 10, "batch_size": 512, "lr": 0.2, "weight_decay": 1e-4},
     ),
 }
 QUICK_ROWS = 2000
+
+
+def known_method(method: str) -> bool:
+    if method in FAIRLEARN or method == SEARCH:
+        return True
+    if method.startswith(SEARCH + "+"):
+        return method.partition("+")[2] in VARIANTS
+    return is_loss_label(method)
 
 
 def default_data() -> Path:
@@ -161,7 +194,7 @@ def check_files(root: Path, spec: Dataset, name: str) -> None:
             )
 
 
-def cell_subsample(data: TensorDataset, fraction: float, seed: int) -> TensorDataset:
+def cell_subsample(data: InMemoryDataset, fraction: float, seed: int) -> InMemoryDataset:
     """``round(fraction · n_c)`` rows of every (class, group) cell c, drawn with ``seed``."""
     rng = np.random.default_rng(seed)
     y, g = data.y.numpy(), data.groups.numpy()
@@ -172,7 +205,7 @@ def cell_subsample(data: TensorDataset, fraction: float, seed: int) -> TensorDat
     return data.subset(torch.from_numpy(np.sort(np.concatenate(keep))))
 
 
-def load(name: str, root: Path, seed: int, quick: bool) -> tuple[TensorDataset, TensorDataset]:
+def load(name: str, root: Path, seed: int, quick: bool) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(train, test) of one dataset; COMPAS's split is drawn with ``seed``."""
     spec = DATASETS[name]
     if name == "adult":
@@ -200,6 +233,9 @@ def experiment_config(
         "dataset": {"name": name, "data_dir": str(root)},
         "model": {"name": "linear"},
         "baselines": list(OURS),
+        # Group DRO's groups are Sagawa et al.'s (label, attribute) pairs: our (class, group)
+        # cells, with the default step 0.01 (as in the group presets)
+        "loss_options": {"group_dro": {"by": "cell"}},
         "search": {
             "seed": seed,
             "device": "cpu",
@@ -229,25 +265,45 @@ def test_metrics(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def searched_alpha(run: RunDir, k: int, g: int) -> dict[str, list[list[float]]] | None:
+    """(l, Δ) at the end of the last search epoch, before any fallback of the guard."""
+    rows = [r for r in run.trajectory() if r["phase"] == "search"]
+    if not rows:
+        return None
+    last = max(r["epoch"] for r in rows)
+    out = {
+        "additive": [[0.0] * g for _ in range(k)],
+        "multiplicative": [[0.0] * g for _ in range(k)],
+    }
+    for r in rows:
+        if r["epoch"] == last:
+            out["additive"][r["class"]][r["group"]] = r["l"]
+            out["multiplicative"][r["class"]][r["group"]] = r["delta"]
+    return out
+
+
 def run_ours(
     method: str,
     cfg: ExperimentConfig,
-    train: TensorDataset,
-    test: TensorDataset,
+    train: InMemoryDataset,
+    test: InMemoryDataset,
     workdir: Path,
 ) -> dict[str, Any]:
     """One of our methods through the library (``run_train`` / ``run_search``)."""
     exp = experiment_from_data(cfg, train, test)
-    run = RunDir.create(workdir / method.replace("@", "_at_"), overwrite=True)
+    slug = method.replace("@", "_at_").replace("+", "_plus_")
+    run = RunDir.create(workdir / slug, overwrite=True)
     run.write_config(cfg)
     t0 = time.perf_counter()
-    if method == SEARCH:
+    if method.startswith(SEARCH):
         summary = run_search(cfg, exp, run)
         extra = {
             "alpha": summary["alpha"],
+            "alpha_searched": searched_alpha(run, train.num_classes, train.num_groups),
             "guard": summary["guard"],
             "hyper_steps": summary["hyper_steps"],
             "timings": summary["timings"],
+            "search_config": to_dict(cfg.search),
         }
     else:
         summary = run_train(cfg, exp, run, baseline_loss(cfg, exp.train, method), method)
@@ -265,7 +321,7 @@ def run_ours(
 
 
 def run_fairlearn(
-    method: str, seed: int, train: TensorDataset, test: TensorDataset
+    method: str, seed: int, train: InMemoryDataset, test: InMemoryDataset
 ) -> dict[str, Any]:
     """A fairlearn peer on the same rows and features; sensitive feature = the group."""
     from fairlearn.postprocessing import ThresholdOptimizer
@@ -338,6 +394,62 @@ def table(rows: list[dict[str, Any]], methods: list[str]) -> str:
     return format_table(headers, body)
 
 
+def pareto_plot(rows: list[dict[str, Any]], methods: list[str], title: str, path: Path) -> None:
+    """Error against DEO and against balanced error (mean ± std over seeds), one point a method.
+
+    Points whose error is above 1.6 × the median error are left off the axes and named in the
+    title (a degenerate loss such as CE_deo alone would otherwise squash the plot).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        return
+
+    def stats(values: list[float]) -> tuple[float, float]:
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    points = {}
+    for method in methods:
+        rs = [r for r in rows if r["method"] == method]
+        if rs:
+            points[method] = {k: stats([100 * r[k] for r in rs]) for k in ("error", *PARETO_X)}
+    if not points:
+        return
+    cap = 1.6 * statistics.median(p["error"][0] for p in points.values())
+    off = {m: p for m, p in points.items() if p["error"][0] > cap}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, xkey in zip(axes, PARETO_X):
+        for method, p in points.items():
+            if method in off:
+                continue
+            color = (
+                "tab:red"
+                if method.startswith(SEARCH)
+                else "tab:blue"
+                if method.startswith("fairlearn")
+                else "tab:gray"
+            )
+            (x, xs), (y, ys) = p[xkey], p["error"]
+            ax.errorbar(x, y, xerr=xs, yerr=ys, fmt="o", color=color, ms=4, capsize=2)
+            ax.annotate(method, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(PARETO_X[xkey])
+        ax.set_ylabel("error, weighted by training π (%)")
+        ax.grid(alpha=0.3)
+    note = "; ".join(f"{m} (error {p['error'][0]:.1f} %)" for m, p in off.items())
+    fig.suptitle(
+        f"{title}: mean ± std over seeds; red AutoBalance, blue fairlearn, grey fixed losses"
+        + (f"\noff the axes: {note}" if note else ""),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = make_parser("b3_tabular", __doc__ or "", repeats=1)
     p.formatter_class = argparse.RawTextHelpFormatter
@@ -355,9 +467,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             action.help = argparse.SUPPRESS
     args = p.parse_args(argv)
 
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods if not known_method(m)]
     if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}, expected a subset of {METHODS}")
+        raise SystemExit(
+            f"unknown method(s) {unknown}: expected a loss label or blend REG@LAM, "
+            f"{SEARCH}, {SEARCH}+VARIANT (VARIANT in {sorted(VARIANTS)}) or one of {FAIRLEARN}"
+        )
     threads = set_threads(args.threads)
     try:  # scikit-learn's BLAS: as many threads as torch, for a like-for-like time
         from threadpoolctl import threadpool_limits
@@ -381,7 +496,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             folder = args.results / "b3" / (f"{name}_{tag}" if tag else name)
             rows: list[dict[str, Any]] = []
             for seed in seeds:
-                data: tuple[TensorDataset, TensorDataset] | None = None
+                data: tuple[InMemoryDataset, InMemoryDataset] | None = None
                 for method in args.methods:
                     path = folder / f"{method}__s{seed}.json"
                     if args.skip_done and path.is_file():
@@ -394,7 +509,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     if method in FAIRLEARN:
                         row = run_fairlearn(method, seed, train, test)
                     else:
-                        cfg = experiment_config(name, args.data, seed, spec.train, sets)
+                        variant = VARIANTS.get(method.partition("+")[2], {})
+                        more = [f"{k}={v}" for k, v in variant.items()]
+                        cfg = experiment_config(name, args.data, seed, spec.train, [*more, *sets])
                         row = run_ours(method, cfg, train, test, Path(tmp) / name / f"s{seed}")
                     row.update(
                         protocol=spec.key,
@@ -428,6 +545,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             n = rows[0]["n_train"] if rows else 0
             print(f"\n{spec.key} (linear, n_train={n}, seeds {seeds}; errors in %)")
             text = table(rows, args.methods)
+            pareto_plot(rows, args.methods, f"{spec.key}, seeds {seeds}", folder / "pareto.png")
             print(text + "\n", flush=True)
             out[name] = {"rows": rows, "table": text}
     return out
