@@ -6,7 +6,11 @@ Protocols (../shared/PROTOCOLS.md; exact settings in ``PROTOCOLS`` below and ben
 - ``fit``   (B1-fit, ``b1_fit``): n_max=500 (1,236 images), ResNet-8, E=80, no augmentation,
   so that the network fits its training split before the hyper-steps begin;
 - ``paper`` (B1-paper, ``b1_paper``): the paper's protocol, ResNet-32, 300 epochs (preset
-  ``cifar10-lt``), for a GPU.
+  ``cifar10-lt``), for a GPU;
+- ``pda`` (B1-PDA, ``b1_pda``): the paper's Table 2 analogue at a reduced budget: B1-fit's data
+  and model (n_max=500, ResNet-8, no fixed crop/flip) at E=40, one hyper-step per epoch;
+  methods ``autobalance+single_policy``, ``+pda``, ``+dl``, ``+pda_dl`` (and ``ce`` for the
+  time ratio).
 
 The data are the LOSSY-JPEG CIFAR-10 copy in ``../shared/data`` (relative comparisons only).
 
@@ -41,9 +45,21 @@ from autobalance.presets import load_config
 from autobalance.train import TrainConfig
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_cifar10_lt
-    from _common import environment, read_json, update_summary, write_json_atomic
+    from _common import (
+        SUMMARY_METRICS,
+        environment,
+        read_json,
+        update_summary,
+        write_json_atomic,
+    )
 except ImportError:  # pragma: no cover
-    from benchmarks._common import environment, read_json, update_summary, write_json_atomic
+    from benchmarks._common import (
+        SUMMARY_METRICS,
+        environment,
+        read_json,
+        update_summary,
+        write_json_atomic,
+    )
 
 HERE = Path(__file__).resolve().parent
 BASELINES = ("ce", "la", "ldam_drw", "cdt", "vs")
@@ -69,6 +85,9 @@ PROTOCOLS = {
     # the hyper-steps start at 40 % = epoch 40. With 8 θ-steps per epoch, one hyper-step each.
     "fit": Protocol("b1_fit", "cifar10-lt-cpu", "resnet8", 500, 100, False, {"hyper.per_epoch": 1}),
     "paper": Protocol("b1_paper", "cifar10-lt", "resnet32", None, 300, True, {}),
+    # B1-PDA (issue 12, paper Table 2): B1-fit at E=40 (B1-fit's E=100 costs ~20-40 min per
+    # AutoBalance run on the shared 2-core CPU; 4 rows x 3 seeds would not fit).
+    "pda": Protocol("b1_pda", "cifar10-lt-cpu", "resnet8", 500, 40, False, {"hyper.per_epoch": 1}),
 }
 
 # The ablation levers: each variant turns one lever of the default off (or on).
@@ -101,6 +120,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "average": {"alpha.average": 0.5},
     "soft_error": {"objective": "balanced_soft_error"},
     "late_start": {"hyper_start": 0.75},
+    # paper Table 2 (issue 12), from the "consistent weighted-CE" init as Table 1's Δ&l row:
+    # Δ&l alone; a learned augmentation policy with the loss kept at its init, one for all
+    # classes (MADAO-like) or one per D_π cluster (PDA); PDA and Δ&l searched together
+    "dl": {"space.init": "balanced", "space.search": "[additive, multiplicative]"},
+    "single_policy": {
+        "space.init": "balanced",
+        "augment.kind": "single",
+        "augment.search_loss": "false",
+    },
+    "pda": {"space.init": "balanced", "augment.kind": "pda", "augment.search_loss": "false"},
+    "pda_dl": {
+        "space.init": "balanced",
+        "space.search": "[additive, multiplicative]",
+        "augment.kind": "pda",
+    },
 }
 
 
@@ -170,6 +204,15 @@ def run_one(
             "train_acc_at_hyper_start": search_hist[start - 1]["train_acc"] if start else None,
             "max_hypergrad_norm": max(
                 (h.get("hypergrad_norm", 0.0) for h in res.hyper_steps), default=0.0
+            ),
+            "policy": None if res.policy is None else res.policy.to_dict(),
+            # the policy at the end of the search, before the guard's fallback / averaging
+            "policy_search_end": next(
+                (r.get("augment") for r in reversed(res.trajectory) if r["phase"] == "search"),
+                None,
+            ),
+            "max_policy_hypergrad_norm": max(
+                (h.get("policy_hypergrad_norm", 0.0) for h in res.hyper_steps), default=None
             ),
         }
     else:
@@ -290,7 +333,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 flush=True,
             )
     if not args.tag and not smoke:
-        update_summary(protocol.key, rows, args.results / "summary.json")
+        metrics = SUMMARY_METRICS
+        if protocol.key == "b1_pda":  # Table 2 analogue: each run's wall time over CE's (same seed)
+            ce = {r["seed"]: r["seconds"] for r in rows if r["method"] == "ce"}
+            for r in rows:
+                if r["seed"] in ce:
+                    r["time_ratio_to_ce"] = r["seconds"] / ce[r["seed"]]
+            metrics = (*SUMMARY_METRICS, "time_ratio_to_ce")
+        update_summary(protocol.key, rows, args.results / "summary.json", metrics=metrics)
     print(f"\n{protocol.key} ({protocol.arch}, E={base.train.epochs}, n={len(train)}; lossy JPEG)")
     for method in args.methods:
         errs = [r["balanced_error"] for r in rows if r["method"] == method]

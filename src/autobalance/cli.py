@@ -368,8 +368,32 @@ def _make_loss(cfg: ExperimentConfig, exp: Any, args: argparse.Namespace) -> tup
     return baseline_loss(cfg, exp.train, args.loss), args.loss
 
 
+def _alpha_policy(args: argparse.Namespace, exp: Any) -> Any:
+    """The augmentation policy an ``--alpha`` file names (``augment_policy``), checked against
+    the dataset's classes (cells), or None (:func:`autobalance.augment.load_alpha_policy`)."""
+    if args.alpha is None:
+        return None
+    from autobalance.augment import load_alpha_policy
+
+    path = Path(args.alpha).expanduser()
+    try:
+        policy = load_alpha_policy(path)
+    except (json.JSONDecodeError, ValueError, KeyError) as exc:
+        raise CLIError(f"{path}: its augmentation policy cannot be read ({exc})") from None
+    if policy is None:
+        return None
+    cells = int(next(iter(loss_counts(exp.train).values())).numel())
+    if policy.clusters.numel() != cells:
+        raise CLIError(
+            f"{path}: its augmentation policy covers {policy.clusters.numel()} classes (cells) "
+            f"but the dataset has {cells}"
+        )
+    return policy
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """``autobalance train``: one model with a baseline or a learned loss."""
+    """``autobalance train``: one model with a baseline or a learned loss (and, with
+    ``--alpha``, the learned augmentation policy the file names, if any)."""
     from autobalance.runs import run_train
 
     cfg = _resolve(args)
@@ -380,11 +404,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _out_path(args, cfg, "learned" if args.alpha is not None else args.loss)
     exp = build_experiment(cfg)
     loss, method = _make_loss(cfg, exp, args)
+    policy = _alpha_policy(args, exp)
     run = _create_run(args, cfg, out)  # every input checked: now the folder
     _say(args, f"train: {method} on {cfg.dataset.name} ({len(exp.train)} train) → {run.path}")
-    summary = run_train(cfg, exp, run, loss, method, callbacks=progress_callbacks(args.quiet))
+    summary = run_train(
+        cfg, exp, run, loss, method, callbacks=progress_callbacks(args.quiet), augment=policy
+    )
     if args.alpha is not None:
         summary["alpha_file"] = str(Path(args.alpha).resolve())
+        if policy is not None:
+            summary["augment_policy"] = policy.kind
         run.write_json(SUMMARY, summary)
     _report(run)
     _say(args, f"{method}: {_headline(summary)}")

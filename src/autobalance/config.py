@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
+from autobalance.augment.factory import AUGMENT_KINDS, PER
+from autobalance.augment.ops import OPS, check_ops
 from autobalance.objectives import OBJECTIVES
 from autobalance.search_space import COMPONENTS, INITS, KINDS, SearchSpace
 from autobalance.train import TrainConfig
@@ -24,6 +26,8 @@ ALPHA_OPTIMIZERS = ("sgd", "adam")
 ALPHA_SCHEDULES = ("constant", "cosine", "step", "follow")
 VAL_SAMPLING = ("uniform", "balanced", "full")
 RESCALE = ("once", "epoch", "step")
+AUGMENT_GATES = ("straight_through", "relaxed")
+AUGMENT_HYPERGRADS = ("implicit", "unrolled")
 # Keys that were renamed: a config using the old name gets one clear error naming the new one.
 RENAMED = {"warmup_fraction": "hyper_start"}
 
@@ -281,6 +285,75 @@ class GuardConfig(StrictConfig):
 
 
 @dataclass
+class AugmentConfig(StrictConfig):
+    """Learned augmentation policies that join α (AutoBalance §2, PDA; Lemma 2; Table 2).
+
+    ``kind``: ``none`` (default: no policy, the search is unchanged), ``pda`` (one image policy
+    per D_π cluster of the loss, or per class with ``per: class``), ``single`` (one policy for
+    all classes, the MADAO-like baseline) or ``spherical`` (x + ε_y·u, u uniform in the unit ℓ2
+    ball; any input). See :mod:`autobalance.augment.policy` and :mod:`~.spherical`.
+
+    Image policies: ``ops`` (from :data:`autobalance.augment.ops.OPS`, applied in order),
+    initial probability ``init_prob`` and magnitude ``init_magnitude`` (fraction of each
+    operation's maximum), both in (0, 1); ``temperature`` τ > 0 of the relaxed Bernoulli gates;
+    ``gate``: how the hyper-step's training batch is sampled, ``straight_through`` (hard gates
+    forward, the relaxed gates' gradient backward: the batch has the θ-steps' distribution) or
+    ``relaxed`` (soft gates). Spherical: initial radius ``radius`` in (0, ``max_radius``).
+
+    ``hypergrad``: ``implicit`` (default) differentiates L_val through the training loss with
+    the same implicit-function-theorem solve as l and Δ (one shared v = H⁻¹∇θL_val, so the
+    policy costs one more mixed product, no extra Hessian work); ``unrolled`` uses one unrolled
+    SGD step instead, dL_val(θ − η∇θL_train)/dφ ≈ −η·∂²L_train/∂φ∂θ·∇θL_val with η the current θ
+    learning rate (DARTS/DADA's first-order form; the implicit one with H⁻¹ replaced by ηI). It
+    skips the Neumann solve only when the loss is not searched (``search_loss: false``).
+
+    ``lr``: learning rate of the policy parameters (default: ``alpha.lr``); the rest of the
+    α optimiser (momentum, weight decay toward the init, schedule) is shared.
+    ``search_loss: false`` keeps the loss at its init (``space.init``) and searches the policy
+    only (Table 2's "PDA" and single-policy rows). The policy needs ``hyper.scope: full`` (the
+    head scope holds the features constant, so no gradient would reach the policy).
+    """
+
+    SECTION: ClassVar[str] = "augment."
+    RULES: ClassVar[dict[str, tuple[Rule, ...]]] = {
+        "ops": (nonempty,),
+        "init_prob": (within(0, 1, lo_open=True, hi_open=True),),
+        "init_magnitude": (within(0, 1, lo_open=True, hi_open=True),),
+        "temperature": (greater_than(0),),
+        "radius": (greater_than(0),),
+        "max_radius": (greater_than(0),),
+        "lr": (greater_than(0),),
+    }
+
+    kind: str = "none"
+    per: str = "cluster"
+    ops: tuple[str, ...] = OPS
+    init_prob: float = 0.2
+    init_magnitude: float = 0.3
+    temperature: float = 0.5
+    gate: str = "straight_through"
+    radius: float = 0.5
+    max_radius: float = 4.0
+    hypergrad: str = "implicit"
+    lr: float | None = None
+    search_loss: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("augment kind", self.kind, AUGMENT_KINDS)
+        _choice("augment.per", self.per, PER)
+        _choice("augment.gate", self.gate, AUGMENT_GATES)
+        _choice("augment.hypergrad", self.hypergrad, AUGMENT_HYPERGRADS)
+        self.ops = check_ops(self.ops)
+        if self.radius >= self.max_radius:
+            raise ValueError(
+                f"augment.radius must be < augment.max_radius, got {self.radius} and "
+                f"{self.max_radius}"
+            )
+        if self.kind == "none" and not self.search_loss:
+            raise ValueError("augment.search_loss=false needs a policy (augment.kind != none)")
+
+
+@dataclass
 class SearchConfig(StrictConfig):
     """Algorithm 1 end to end: split, warm-up, search, retrain.
 
@@ -320,12 +393,18 @@ class SearchConfig(StrictConfig):
     hyper: HyperConfig = field(default_factory=HyperConfig)
     alpha: AlphaConfig = field(default_factory=AlphaConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     retrain_train: TrainConfig | None = None
     checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         _choice("objective", self.objective, OBJECTIVES)
+        if self.augment.kind != "none" and self.hyper.scope == "head":
+            raise ValueError(
+                "search.augment needs hyper.scope=full: with the head scope the features are "
+                "held constant and no hypergradient reaches the augmentation policy"
+            )
 
     def retrain_config(self) -> TrainConfig:
         return self.retrain_train if self.retrain_train is not None else self.train
@@ -424,10 +503,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 __all__ = [
     "ALPHA_OPTIMIZERS",
     "ALPHA_SCHEDULES",
+    "AUGMENT_GATES",
+    "AUGMENT_HYPERGRADS",
     "METHODS",
     "RESCALE",
     "SCOPES",
     "AlphaConfig",
+    "AugmentConfig",
     "GuardConfig",
     "HyperConfig",
     "SearchConfig",

@@ -299,12 +299,11 @@ class SearchGuard:
 
     # ------------------------------------------------------------------ state
     def _raw_copy(self) -> dict[str, Tensor]:
-        return {k: v.detach().clone() for k, v in self.space.raw.items()}
+        # α′ of the loss and, when a policy joined α, its parameters (space.searched)
+        return {k: v.detach().clone() for k, v in self.space.searched().items()}
 
     def _load_raw(self, raw: dict[str, Tensor]) -> None:
-        with torch.no_grad():
-            for k, v in raw.items():
-                self.space.raw[k].copy_(v)
+        self.space.load_searched(raw)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume the guard exactly (tensors and plain data only)."""

@@ -16,6 +16,9 @@ A run directory holds everything needed to read, re-evaluate or resume one run::
                            each checkpoint (size + SHA-256)
     .lock                  advisory lock held while a search or a training writes the run
     model.pt               final model state_dict (atomic; load with weights_only=True)
+    augment_policy.json    the learned augmentation policy (``search.augment``), named by
+                           alpha.json's ``augment_policy`` key (``autobalance.augment.io``)
+    augment_trajectory.csv epoch, phase, cluster, operation, probability, magnitude
     summary.json           method, final test metrics, class counts, timings
     report.md              the run's report with its plots
 
@@ -669,6 +672,11 @@ def _run_search(
     learned.save_json(run.file(ALPHA))
     run.write_json(SPACE, result.space.to_dict())
     run.write_trajectory(result.trajectory, result.space.clusters.cpu())
+    if result.policy is not None:  # the learned augmentation policy, named in alpha.json
+        from autobalance.augment.io import link_policy, write_policy_files
+
+        write_policy_files(run.path, result.policy, result.trajectory)
+        link_policy(run.file(ALPHA))
     run.save_model(result.model)
     test = _final_metrics(exp, result.model, cfg.search.device)
     applied = sum(1 for h in result.hyper_steps if h.get("applied"))
@@ -698,14 +706,17 @@ def run_train(
     method: str,
     *,
     callbacks: list[Callback] | None = None,
+    augment: Any = None,
 ) -> dict[str, Any]:
     """Train one model with a fixed ``loss`` (``train.fit``) into ``run``; returns the summary.
+    ``augment``: a learned augmentation policy (``autobalance.augment``) applied, frozen, to
+    every training batch after the experiment's transform.
 
     Holds the run's lock throughout (:class:`RunLockedError` if another process writes it).
     """
     with run.lock():
         run.remove_temp_files()
-        return _run_train(cfg, exp, run, loss, method, callbacks=callbacks)
+        return _run_train(cfg, exp, run, loss, method, callbacks=callbacks, augment=augment)
 
 
 def _run_train(
@@ -716,7 +727,9 @@ def _run_train(
     method: str,
     *,
     callbacks: list[Callback] | None,
+    augment: Any = None,
 ) -> dict[str, Any]:
+    from autobalance.augment.factory import as_batch_augment
     from autobalance.events import CallbackList
     from autobalance.train import fit
 
@@ -740,6 +753,7 @@ def _run_train(
         eval_transform=exp.eval_transform,
         device=device,
         callbacks=CallbackList([MetricsWriter(run), *(callbacks or [])]),
+        augment=as_batch_augment(None if augment is None else augment.to(device)),
     )
     seconds = time.perf_counter() - t0
     run.write_records(METRICS, records)

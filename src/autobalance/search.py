@@ -15,6 +15,12 @@ exactly (all randomness is seeded per (phase, epoch)). In the checkpoint directo
 ``journal.jsonl``, the append-only history, trajectory and hyper-step log, whose prefix each
 checkpoint pins by size and SHA-256 (so a checkpoint's cost does not grow with the run).
 
+Learned augmentation (``SearchConfig.augment``, paper §2 "PDA"): a policy A_y
+(:mod:`autobalance.augment`) joins α = [w, l, Δ, param(A)]. The θ-steps of every phase augment
+their batches with it (exact sampling, no graph); the hyper-step augments its training batch
+inside the graph, so ∂²L_train/∂φ∂θ exists and the same implicit hypergradient updates the
+policy's parameters φ (``augment.hypergrad: unrolled`` takes a one-step unrolled form for φ).
+
 Stability (``SearchConfig.guard``, :class:`autobalance.guard.SearchGuard`): hypergradient
 spikes are clipped, a search whose validation score runs away is rolled back with a
 smaller α step, and an α* that ends worse on S_V than its initialisation falls back to it; the
@@ -36,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autobalance.augment.factory import as_batch_augment, build_policy
 from autobalance.checkpoint import (
     LAST,
     PREV,
@@ -94,6 +101,12 @@ def preserved_buffers(model: nn.Module) -> Iterator[None]:
                 b.copy_(saved[name])
 
 
+def _sample_shape(data: Any) -> tuple[int, ...] | None:
+    """One in-memory sample's shape (None when the data are streamed)."""
+    x = getattr(data, "x", None)
+    return tuple(int(d) for d in x.shape[1:]) if isinstance(x, Tensor) else None
+
+
 def split_dataset(
     data: TensorDataset, val_fraction: float | None, seed: int
 ) -> tuple[TensorDataset, TensorDataset]:
@@ -130,7 +143,8 @@ class SearchResult:
     ``trajectory``: α per epoch; ``history``: metrics per epoch; ``model``: the retrained θ
     (or the searched one when retraining is off); ``space``: the search space holding α*;
     ``guard``: the stability report (rollbacks, clipped spikes, whether α* fell back to its
-    initialisation and why; see :class:`autobalance.guard.SearchGuard`).
+    initialisation and why; see :class:`autobalance.guard.SearchGuard`); ``policy``: the
+    learned augmentation policy of α* (:mod:`autobalance.augment`), None without one.
     """
 
     alpha: dict[str, Tensor]
@@ -141,6 +155,7 @@ class SearchResult:
     space: SearchSpace
     timings: dict[str, float] = field(default_factory=dict)
     guard: dict[str, Any] = field(default_factory=dict)
+    policy: Any = None
 
     def loss_module(self) -> ParametricCE:
         """α* as a plain, frozen ``nn.Module`` loss for any training loop."""
@@ -207,6 +222,17 @@ class AutoBalanceSearch:
         self.s_train, self.s_val = split_dataset(train_data, config.val_fraction, config.seed)
         counts = _counts(self.s_train)
         self.space = config.space.build(counts).to(self.device)
+        self.policy = build_policy(
+            config.augment,
+            self.space.clusters,
+            num_groups=self.space.shape[1] if len(self.space.shape) == 2 else 1,
+            transform=transform,
+            input_shape=_sample_shape(train_data),
+        )
+        if self.policy is not None:  # α = [w, l, Δ, param(A)] (paper §2)
+            self.policy.to(self.device)
+            self.space.attach_policy(self.policy, search_loss=config.augment.search_loss)
+        self._policy0: Any = None
         self.objective = make_objective(
             config.objective,
             **({"lam": config.objective_lam} if config.objective in ("blend", "ce_deo") else {}),
@@ -240,7 +266,14 @@ class AutoBalanceSearch:
 
     def _alpha_optimizer(self) -> torch.optim.Optimizer:
         a = self.cfg.alpha
-        params = self.space.hparams()
+        params: Any = self.space.hparams()
+        if self.policy is not None and self.cfg.augment.lr is not None:
+            n_pol = len(self.policy.hparams())  # the policy's own lr (augment.lr)
+            groups = [
+                {"params": params[: len(params) - n_pol]},
+                {"params": params[len(params) - n_pol :], "lr": self.cfg.augment.lr},
+            ]
+            params = [gr for gr in groups if gr["params"]]
         if a.optimizer == "adam":
             return torch.optim.Adam(params, lr=a.lr, weight_decay=a.weight_decay)
         return torch.optim.SGD(params, lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay)
@@ -306,13 +339,22 @@ class AutoBalanceSearch:
         gen: torch.Generator,
         weight_decay: float,
         epoch: int = 0,
+        theta_lr: float | None = None,
     ) -> dict[str, Any]:
-        """One step on α along the implicit hypergradient (Algorithm 1, line "update α")."""
+        """One step on α along the implicit hypergradient (Algorithm 1, line "update α").
+
+        With an augmentation policy the training batch is A_y(x) built inside the graph
+        (``augment.gate``), so the mixed term ∂²L_train/∂φ∂θ reaches the policy's φ.
+        ``theta_lr``: θ's current learning rate η, the step of ``augment.hypergrad=unrolled``.
+        """
         h = self.cfg.hyper
         bs = self.cfg.train.batch_size
         vbs = h.val_batch_size or bs
         params = self._scope_params(model)
         hparams = self.space.hparams()
+        # augment.hypergrad=unrolled: the policy's part of α takes the one-step unrolled form
+        n_unrolled = self._unrolled_count()
+        n_implicit = len(hparams) - n_unrolled
         logits_fn = self._logits_fn(model)
         damping = weight_decay if h.damping is None else h.damping
         with preserved_buffers(model):
@@ -322,12 +364,14 @@ class AutoBalanceSearch:
             for _ in range(h.train_batches):
                 idx = self._sample(self.s_train, bs, gen, balanced=False)
                 x, y, g = self._batch(self.s_train, idx, gen)
+                if self.policy is not None:  # A_y(x) in the graph: ∂L_train/∂φ exists
+                    x = self.policy(x, y, g, generator=gen, mode=self.cfg.augment.gate)
                 train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / h.train_batches
             val_loss = self._val_loss(logits_fn, gen, vbs)
             model.train(was_training)
             train_grads = torch.autograd.grad(train_loss, params, create_graph=True)
             scale = h.scale
-            if h.method == "neumann" and h.auto_scale:
+            if h.method == "neumann" and h.auto_scale and n_implicit:
                 stale = h.rescale == "step" or (h.rescale == "epoch" and epoch != self._scale_epoch)
                 if self._neumann_scale is None or stale:
                     self._scale_epoch = epoch
@@ -351,21 +395,41 @@ class AutoBalanceSearch:
                     self._neumann_scale = 1.0 / max(abs(float(lam)), 1e-8)
                 scale = min(h.scale, self._neumann_scale)
             try:
-                hg = implicit_hypergradient(
-                    train_loss,
-                    val_loss,
-                    params,
-                    hparams,
-                    method=h.method,
-                    iterations=h.iterations,
-                    scale=scale,
-                    damping=damping,
-                    train_grads=train_grads,
+                hg = (
+                    implicit_hypergradient(
+                        train_loss,
+                        val_loss,
+                        params,
+                        hparams[:n_implicit],
+                        method=h.method,
+                        iterations=h.iterations,
+                        scale=scale,
+                        damping=damping,
+                        train_grads=train_grads,
+                    )
+                    if n_implicit
+                    else ()
                 )
+                if n_unrolled:
+                    eta = self.cfg.train.lr if theta_lr is None else theta_lr
+                    hg = hg + implicit_hypergradient(
+                        None,
+                        val_loss,
+                        params,
+                        hparams[n_implicit:],
+                        solver=lambda _matvec, b: tuple(eta * t for t in b),
+                        train_grads=train_grads,
+                    )
             except NonFiniteHypergradient as exc:
                 return {"applied": False, "reason": str(exc), "val_loss": float(val_loss.detach())}
         alpha_opt.zero_grad(set_to_none=True)
         norm = math.sqrt(sum(float((g * g).sum()) for g in hg))
+        policy_norm: dict[str, float] = {}
+        if self.policy is not None:  # ‖dL_val/dφ‖ of the policy's part of α (the last tensors)
+            tail = hg[len(hg) - len(self.policy.hparams()) :]
+            policy_norm["policy_hypergrad_norm"] = math.sqrt(
+                sum(float((g * g).sum()) for g in tail)
+            )
         if not math.isfinite(norm):
             return {"applied": False, "reason": "non-finite hypergradient norm"}
         factor = 1.0
@@ -385,10 +449,29 @@ class AutoBalanceSearch:
             "val_loss": float(val_loss.detach()),
             "train_loss": float(train_loss.detach()),
             "hypergrad_norm": norm,
+            **policy_norm,
             "spike_clipped": spike_bound is not None,
             "alpha_lr": float(alpha_opt.param_groups[0]["lr"]),
             "neumann_scale": scale if h.method == "neumann" else None,
         }
+
+    def _unrolled_count(self) -> int:
+        """How many of the last tensors of α take the one-step unrolled hypergradient
+        dL_val(θ − η∇θL_train)/dφ ≈ −η·(∂²L_train/∂φ∂θ)·∇θL_val, the implicit formula with
+        (H + δI)⁻¹ replaced by ηI: the policy's with ``augment.hypergrad='unrolled'``, else 0."""
+        if self.policy is None or self.cfg.augment.hypergrad != "unrolled":
+            return 0
+        return len(self.policy.hparams())
+
+    def _initial_policy(self) -> Any:
+        """A frozen copy of the policy at its initialisation α₀ (the reference θ's)."""
+        if self.policy is None:
+            return None
+        if self._policy0 is None:
+            frozen = copy.deepcopy(self.space)
+            frozen.load_searched(self.guard.alpha0)
+            self._policy0 = frozen.policy
+        return self._policy0
 
     def _val_loss(
         self, logits_fn: Callable[[Tensor], Tensor], gen: torch.Generator, batch_size: int
@@ -448,7 +531,16 @@ class AutoBalanceSearch:
         cfg = self.cfg
         model = self._new_model()
         optimizer, scheduler = rebuild(model)
-        self._train_on_s_train("check", model, self._theta_loss, optimizer, scheduler, 0, None)
+        self._train_on_s_train(
+            "check",
+            model,
+            self._theta_loss,
+            optimizer,
+            scheduler,
+            0,
+            None,
+            augment=as_batch_augment(self.policy),
+        )
         score = self._val_score(model)
         report = {**report, "from_scratch_val_score": score}
         if score > ref_score + cfg.guard.fallback_margin:
@@ -471,6 +563,7 @@ class AutoBalanceSearch:
             reference.scheduler,
             epoch,
             epoch + 1,
+            augment=as_batch_augment(self._initial_policy()),
         )
 
     def _theta_loss(self, logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
@@ -486,9 +579,11 @@ class AutoBalanceSearch:
         scheduler: Any,
         start_epoch: int,
         end_epoch: int | None,
+        augment: Any = None,
     ) -> None:
         """θ-steps only on S_T over the search's batches and augmentations (its seed and phase),
-        without evaluation or events: the reference θ and the from-scratch check."""
+        without evaluation or events: the reference θ and the from-scratch check (``augment``:
+        their augmentation policy, the init's or α*'s)."""
         run_epochs(
             phase,
             model,
@@ -503,6 +598,7 @@ class AutoBalanceSearch:
             transform=self.transform,
             device=self.device,
             phase_id=_PHASE_ID["search"],
+            augment=augment,
         )
 
     # ------------------------------------------------------------------ checkpoint
@@ -544,7 +640,10 @@ class AutoBalanceSearch:
 
     def _alpha_record(self) -> dict[str, Any]:
         eff = self.space.effective()
-        return {k: v.detach().cpu().tolist() for k, v in eff.items()}
+        record: dict[str, Any] = {k: v.detach().cpu().tolist() for k, v in eff.items()}
+        if self.policy is not None:  # per-cluster probabilities and magnitudes (or radii)
+            record["augment"] = self.policy.record()
+        return record
 
     # ------------------------------------------------------------------ Algorithm 1
     def run(self, resume: bool = False) -> SearchResult:
@@ -577,9 +676,7 @@ class AutoBalanceSearch:
 
         def init_loss_fn() -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
             frozen = copy.deepcopy(self.space)  # α′ ← α₀: the init loss, never stepped
-            with torch.no_grad():
-                for k, v in self.guard.alpha0.items():
-                    frozen.raw[k].copy_(v)
+            frozen.load_searched(self.guard.alpha0)
             frozen.clear_cache()
 
             def fn(logits: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
@@ -678,7 +775,12 @@ class AutoBalanceSearch:
                         group["lr"] = base * f
                 t0 = time.perf_counter()
                 info = self.hyper_step(
-                    model, alpha_opt, hyper_gen["gen"], cfg.train.weight_decay, epoch
+                    model,
+                    alpha_opt,
+                    hyper_gen["gen"],
+                    cfg.train.weight_decay,
+                    epoch,
+                    theta_lr=float(optimizer.param_groups[0]["lr"]),
                 )
                 if info["applied"]:
                     alpha_sched.step()
@@ -754,6 +856,7 @@ class AutoBalanceSearch:
                     device=self.device,
                     callbacks=self.callbacks,
                     step_hook=step_hook,
+                    augment=as_batch_augment(self.policy),
                     epoch_extra=extra,
                     on_epoch_done=done,
                     phase_id=_PHASE_ID["search"],
@@ -788,7 +891,15 @@ class AutoBalanceSearch:
         alpha_star = {k: v.detach().clone() for k, v in self.space.effective().items()}
         if not cfg.retrain:
             return SearchResult(
-                alpha_star, trajectory, history, hyper_log, model, self.space, timings, guard_report
+                alpha_star,
+                trajectory,
+                history,
+                hyper_log,
+                model,
+                self.space,
+                timings,
+                guard_report,
+                policy=self.policy,
             )
 
         # ---- phase 4: reset θ, retrain on all of S with α* frozen
@@ -832,6 +943,7 @@ class AutoBalanceSearch:
             device=self.device,
             callbacks=self.callbacks,
             on_epoch_done=r_done,
+            augment=as_batch_augment(self.policy),  # α*'s policy, frozen
             phase_id=_PHASE_ID["retrain"],
         )
         self.callbacks.on_phase_end("retrain", {})
@@ -844,6 +956,7 @@ class AutoBalanceSearch:
             self.space,
             timings,
             guard_report,
+            policy=self.policy,
         )
 
 

@@ -203,6 +203,9 @@ class SearchSpace(nn.Module):
                 self.raw[comp] = nn.Parameter(torch.zeros(self.num_clusters))
         self._cache: tuple[tuple[Any, ...], dict[str, Tensor | None], tuple[Tensor, ...]] | None
         self._cache = None
+        # an augmentation policy A_y that joins α (AutoBalance §2, PDA): see attach_policy
+        self.policy: nn.Module | None = None
+        self.search_loss = True
 
     # ------------------------------------------------------------------ mapping α′ → (w, l, Δ)
     def dictionary(self) -> Tensor:
@@ -333,8 +336,36 @@ class SearchSpace(nn.Module):
                 self.raw[comp].clamp_(lo, hi)
 
     def hparams(self) -> list[Tensor]:
-        """The learnable tensors α′, in a fixed order."""
-        return [self.raw[c] for c in self.raw]
+        """The learnable tensors α′, in a fixed order: the loss's raw components (unless
+        ``search_loss`` is off), then the attached policy's parameters."""
+        out = [self.raw[c] for c in self.raw] if self.search_loss else []
+        if self.policy is not None:
+            out += self.policy.hparams()  # type: ignore[operator]
+        return out
+
+    def attach_policy(self, policy: nn.Module | None, *, search_loss: bool = True) -> None:
+        """Make an augmentation policy (:class:`autobalance.augment.policy.BatchPolicy`) part
+        of α: α = [w, l, Δ, param(A)] (paper §2). Its parameters follow the loss's in
+        :meth:`hparams`, :meth:`searched` and the state dict. ``search_loss=False`` keeps the
+        loss at its init: only the policy is learned."""
+        self.policy = policy
+        self.search_loss = bool(search_loss)
+
+    def searched(self) -> dict[str, Tensor]:
+        """Every tensor that the search may change, by name: the raw loss components, then
+        ``policy.<name>`` for each policy parameter (the guard snapshots and restores these)."""
+        out: dict[str, Tensor] = dict(self.raw.items())
+        if self.policy is not None:
+            named = self.policy.named_hparams()  # type: ignore[operator]
+            out.update({f"policy.{k}": v for k, v in named.items()})
+        return out
+
+    @torch.no_grad()
+    def load_searched(self, values: dict[str, Tensor]) -> None:
+        """Copy values saved from :meth:`searched` back in place."""
+        current = self.searched()
+        for k, v in values.items():
+            current[k].copy_(v)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description of the effective loss and of α′."""

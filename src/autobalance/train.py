@@ -27,6 +27,9 @@ from autobalance.validation import Rule, StrictConfig, at_least, greater_than, w
 LossFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 Transform = Callable[[Tensor, torch.Generator | None], Tensor]
 StepHook = Callable[[int, int], dict[str, Any] | None]
+# (x, y, groups, generator) ↦ A_y(x) after the batch transform: a label-dependent augmentation
+# (a learned policy of ``autobalance.augment``, AutoBalance §2)
+BatchAugment = Callable[[Tensor, Tensor, Tensor | None, torch.Generator | None], Tensor]
 
 
 @dataclass
@@ -194,6 +197,7 @@ def train_epoch(
     transform: Transform = identity_transform,
     generator: torch.Generator | None = None,
     step_hook: StepHook | None = None,
+    augment: BatchAugment | None = None,
     global_step: int = 0,
     sync_every_step: bool | None = None,
 ) -> EpochState:
@@ -201,6 +205,8 @@ def train_epoch(
 
     ``step_hook(global_step, local_step)`` runs after every θ-step; the search uses it for its
     hyper-steps on α. A non-finite training loss raises ``FloatingPointError``.
+    ``augment(x, y, groups, generator)``, when given, follows ``transform`` on every batch: the
+    label-dependent augmentation A_y of a learned policy (AutoBalance §2, ``autobalance.augment``).
 
     ``sync_every_step`` (default: only when the loss lives on the CPU, where it costs nothing)
     reads the loss on the host at every step, and the error is raised before θ changes. Else the
@@ -216,7 +222,11 @@ def train_epoch(
     total_dev: Tensor | None = None  # Σ loss in float64, on the device (deferred mode)
     first_bad: Tensor | None = None  # first local step with a non-finite loss, else -1
     bad_loss: Tensor | None = None  # its loss value
+    if augment is not None:  # A_y(x) needs the labels: the batch transform runs first, here
+        base_transform, transform = transform, _passthrough
     for xb, yb, gb in loader:
+        if augment is not None:
+            xb = augment(base_transform(xb, generator), yb, gb, generator)
         logits = model(transform(xb, generator))
         loss = loss_fn(logits, yb, gb)
         correct = correct + (logits.detach().argmax(dim=1) == yb).sum()
@@ -261,6 +271,10 @@ def train_epoch(
     return EpochState(loss=total / max(n, 1), steps=n, accuracy=int(correct) / max(seen, 1))
 
 
+def _passthrough(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    return x
+
+
 def seeded_generator(seed: int, *salt: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch.Generator seeded from ``seed`` and the ``salt`` integers (phase, epoch …)."""
     g = torch.Generator(device=device)
@@ -288,6 +302,7 @@ def as_loss_fn(loss: nn.Module | Callable[..., Tensor]) -> LossFn:
 
 
 __all__ = [
+    "BatchAugment",
     "EpochState",
     "LossFn",
     "TrainConfig",
@@ -344,6 +359,7 @@ def run_epochs(
     device: torch.device | str = "cpu",
     callbacks: Any = None,
     step_hook: StepHook | None = None,
+    augment: BatchAugment | None = None,
     epoch_extra: Callable[[int], dict[str, Any]] | None = None,
     on_epoch_done: EpochCallback | None = None,
     phase_id: int = 0,
@@ -379,6 +395,7 @@ def run_epochs(
             transform=transform,
             generator=gen,
             step_hook=_batch_events(step_hook, callbacks, phase, epoch, steps_per_epoch),
+            augment=augment,
             global_step=epoch * steps_per_epoch,
         )
         record: dict[str, Any] = {
@@ -421,8 +438,10 @@ def fit(
     eval_transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
     callbacks: Any = None,
+    augment: BatchAugment | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` with a fixed ``loss`` (a baseline, or a learned α* loaded from JSON)."""
+    """Train ``model`` with a fixed ``loss`` (a baseline, or a learned α* loaded from JSON;
+    ``augment``: a learned policy A_y of ``autobalance.augment``, applied after ``transform``)."""
     model.to(device)
     if isinstance(loss, nn.Module):
         loss.to(device)
@@ -445,6 +464,7 @@ def fit(
         eval_transform=eval_transform,
         device=device,
         callbacks=callbacks,
+        augment=augment,
     )
     if callbacks is not None:
         callbacks.on_phase_end("train", {})

@@ -309,6 +309,19 @@ def write_run_report(
                 traj,
                 cluster_counts=cluster_counts(traj, summary),
             )
+        from autobalance.augment.io import read_policy_trajectory
+        from autobalance.report.policy_plots import plot_policy_trajectory
+
+        policy_rows = read_policy_trajectory(run.path)
+        if policy_rows:  # a learned augmentation policy (search.augment, augment_policy.json)
+            _try_plot(
+                rep,
+                run.path,
+                "augment_policy.png",
+                "augmentation policy per cluster over the search (augment_policy.json)",
+                plot_policy_trajectory,
+                policy_rows,
+            )
         _try_plot(
             rep,
             run.path,
