@@ -4,6 +4,8 @@ Bilevel search of a parametric cross-entropy (AutoBalance, Li et al., NeurIPS 20
 arXiv 2201.01212), the baselines it is compared against, and the metrics that judge them.
 """
 
+from typing import TYPE_CHECKING
+
 from autobalance.config import AlphaConfig, HyperConfig, SearchConfig, SpaceConfig
 from autobalance.data import TensorDataset
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
@@ -23,6 +25,9 @@ from autobalance.search import AutoBalanceSearch, SearchResult, loss_from_alpha,
 from autobalance.search_space import SearchSpace, frequency_clusters
 from autobalance.train import TrainConfig, evaluate, fit, predict
 
+if TYPE_CHECKING:  # imported on first use: scikit-learn is slow to import
+    from autobalance.estimator import AutoBalanceClassifier
+
 
 def _version() -> str:
     """The installed distribution's version (pyproject.toml is its one source)."""
@@ -36,8 +41,18 @@ def _version() -> str:
 
 __version__ = _version()
 
+
+def __getattr__(name: str) -> object:
+    if name == "AutoBalanceClassifier":
+        from autobalance.estimator import AutoBalanceClassifier
+
+        return AutoBalanceClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AlphaConfig",
+    "AutoBalanceClassifier",
     "AutoBalanceSearch",
     "HyperConfig",
     "NonFiniteHypergradient",

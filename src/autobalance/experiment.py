@@ -43,6 +43,7 @@ DATASETS: tuple[str, ...] = (
     "waterbirds_features",
     "imagenet_lt",
     "inat2018",
+    "csv",
 )
 # Datasets with a sensitive attribute (``groups``): the (class, group) setting of §4.
 GROUP_DATASETS: tuple[str, ...] = (
@@ -217,6 +218,19 @@ def _located(cfg: DatasetConfig, *default: str) -> Path:
     return p
 
 
+def _load_csv(cfg: DatasetConfig, seed: int) -> tuple[Any, Any]:
+    """Your own CSV file (:func:`autobalance.data.csvfile.load_csv`): ``dataset.path`` is the
+    file, ``dataset.options.label`` its label column (the other options are optional)."""
+    from autobalance.data.csvfile import load_csv
+
+    if not cfg.path or "label" not in cfg.options:
+        raise ValueError(
+            "dataset 'csv' needs dataset.path=FILE.csv and dataset.options.label=COLUMN "
+            "(e.g. --set dataset.name=csv dataset.path=my.csv dataset.options.label=target)"
+        )
+    return load_csv(_located(cfg), seed=seed, **cfg.options)
+
+
 def _jpeg_npz(cfg: DatasetConfig) -> Path:
     if cfg.path:
         return _located(cfg)
@@ -231,6 +245,8 @@ def _jpeg_npz(cfg: DatasetConfig) -> Path:
 
 # name → (accepted loader options, does it take imbalance_ratio)
 _OPTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
+    # your own table (autobalance.data.csvfile): dataset.path=FILE.csv, options.label=COLUMN
+    "csv": (("label", "group", "test_path", "test_fraction", "categorical", "drop"), False),
     "digits_lt": (("test_per_class", "as_images", "standardize"), True),
     "gaussians_lt": (
         ("num_classes", "dim", "n_max", "separation", "n_test_per_class", "profile"),
@@ -295,6 +311,8 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, Tens
         {} if cfg.imbalance_ratio is None else {"imbalance_ratio": cfg.imbalance_ratio}
     )
     name = cfg.name
+    if name == "csv":
+        return _load_csv(cfg, s)
     if name == "digits_lt":
         return D.load_digits_lt(seed=s, **rho, **o)
     if name == "gaussians_lt":
