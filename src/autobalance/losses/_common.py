@@ -37,10 +37,17 @@ def value_checks_enabled() -> bool:
     return _VALUE_CHECKS
 
 
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` (dynamo) is tracing the caller (False on torch < 2.3)."""
+    compiler = getattr(torch, "compiler", None)
+    check = getattr(compiler, "is_compiling", None)
+    return bool(check()) if check is not None else False
+
+
 def _check_values(values: bool | None) -> bool:
     """Run the value checks? ``values`` (None: the global setting), never under compile."""
     enabled = _VALUE_CHECKS if values is None else values
-    return enabled and not torch.compiler.is_compiling()
+    return enabled and not is_compiling()
 
 
 def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
@@ -190,6 +197,7 @@ __all__ = [
     "check_groups",
     "check_logits_targets",
     "check_reduction",
+    "is_compiling",
     "reduce_loss",
     "set_value_checks",
     "value_checks_enabled",

@@ -47,6 +47,7 @@ from autobalance.losses._common import (
     check_groups,
     check_logits_targets,
     check_reduction,
+    is_compiling,
     reduce_loss,
 )
 from autobalance.provenance import ProvenanceWarning
@@ -323,7 +324,7 @@ def parametric_cross_entropy(
     if w is not None:
         sample_weight = w[targets, groups] if w.dim() == 2 else w[targets]
     identity = w is None and l is None and d is None
-    if logits.device.type in FUSED_DEVICE_TYPES and not identity and not _compiling():
+    if logits.device.type in FUSED_DEVICE_TYPES and not identity and not is_compiling():
         out, _ = _fused_apply(logits, targets, sample_weight, l, d, reduction)
     elif sample_weight is None:
         out = F.cross_entropy(_adjust(logits, l, d), targets, reduction=reduction)
@@ -332,11 +333,6 @@ def parametric_cross_entropy(
         out = reduce_loss(per_sample, reduction, sample_weight)
     check_finite(out, logits, name=name, values=check_values)
     return out
-
-
-def _compiling() -> bool:
-    """Whether ``torch.compile`` (dynamo) is tracing this call."""
-    return bool(torch.compiler.is_compiling())
 
 
 def _broadcast_init(value: Any, name: str, shape: tuple[int, ...]) -> Tensor | None:
