@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from autobalance import SearchConfig, evaluate, fit, make_loss, make_model, search
-from autobalance.data import TensorDataset, load_digits_lt, long_tailed_gaussians
+from autobalance.data import InMemoryDataset, load_digits_lt, long_tailed_gaussians
 from autobalance.train import TrainConfig
 
 try:
@@ -53,10 +53,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hot": {"alpha.lr": 0.5},
     "hot_old": {**OLD, "alpha.lr": 0.5},
 }
-Problem = Callable[[int], tuple[TensorDataset, TensorDataset]]
+Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 
-def _gaussians(seed: int) -> tuple[TensorDataset, TensorDataset]:
+def _gaussians(seed: int) -> tuple[InMemoryDataset, InMemoryDataset]:
     kw = {"num_classes": 10, "imbalance_ratio": 100, "n_max": 300, "seed": seed}
     return long_tailed_gaussians(**kw), long_tailed_gaussians(split="test", **kw)
 

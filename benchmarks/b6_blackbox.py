@@ -67,7 +67,7 @@ from _common import (
 from torch import Tensor, nn
 
 from autobalance.config import SearchConfig
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.events import Callback
 from autobalance.experiment import Experiment, build_experiment
 from autobalance.presets import load_config
@@ -98,8 +98,8 @@ class Problem:
 
     cfg: SearchConfig
     exp: Experiment
-    s_train: TensorDataset
-    s_val: TensorDataset
+    s_train: InMemoryDataset
+    s_val: InMemoryDataset
     space: SearchSpace
     box: float
 
@@ -168,11 +168,11 @@ class Problem:
         """Test balanced error after the retrain on all of S."""
         return float(self._eval(self.train(params, retrain=True), self.exp.test)["balanced_error"])
 
-    def _eval(self, model: nn.Module, data: TensorDataset) -> dict[str, Any]:
+    def _eval(self, model: nn.Module, data: InMemoryDataset) -> dict[str, Any]:
         return evaluate(model, data, transform=self.exp.eval_transform)
 
 
-def build_space(cfg: SearchConfig, s_train: TensorDataset) -> SearchSpace:
+def build_space(cfg: SearchConfig, s_train: InMemoryDataset) -> SearchSpace:
     """The search space as ``AutoBalanceSearch`` builds it (S_T counts, preset settings)."""
     return cfg.space.build(s_train.class_counts())
 

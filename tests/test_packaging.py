@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import autobalance
@@ -36,6 +38,13 @@ def test_version_has_one_source() -> None:
 def test_version_flag(capsys) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"autobalance {autobalance.__version__}"
+
+
+def test_python_dash_m_entry() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "autobalance", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(autobalance.__version__)
 
 
 def test_licence_file_matches_the_metadata() -> None:

@@ -7,7 +7,7 @@ arXiv 2201.01212), the baselines it is compared against, and the metrics that ju
 from typing import TYPE_CHECKING
 
 from autobalance.config import AlphaConfig, HyperConfig, SearchConfig, SpaceConfig
-from autobalance.data import TensorDataset
+from autobalance.data import InMemoryDataset
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
 from autobalance.losses import ParametricCE, make_loss, parametric_cross_entropy
 from autobalance.metrics import (
@@ -55,13 +55,13 @@ __all__ = [
     "AutoBalanceClassifier",
     "AutoBalanceSearch",
     "HyperConfig",
+    "InMemoryDataset",
     "NonFiniteHypergradient",
     "ParametricCE",
     "SearchConfig",
     "SearchResult",
     "SearchSpace",
     "SpaceConfig",
-    "TensorDataset",
     "TrainConfig",
     "__version__",
     "balanced_error",

@@ -176,6 +176,13 @@ def _out_path(args: argparse.Namespace, cfg: ExperimentConfig, method: str) -> P
     return RunDir.check_new(out).path
 
 
+def _is_main() -> bool:
+    """Not a non-zero ``torchrun`` rank (``RANK`` unset or 0)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _create_run(args: argparse.Namespace, cfg: ExperimentConfig, out: Path) -> RunDir:
     """Make the (checked) run directory and write its ``config.yaml`` and ``env.json``."""
     args.run_path = out
@@ -267,6 +274,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     anything is written; ``--resume`` continues the run's own config and refuses a different
     one. Exit status 1 when no hyper-step updated α, unless ``--allow-no-search``.
     """
+    from autobalance import distributed
     from autobalance.runs import run_search
 
     resumed: RunDir | None = None
@@ -275,9 +283,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         out = resumed.path
     else:
         cfg = _resolve(args)
-        out = _out_path(args, cfg, "autobalance")
+        out = _out_path(args, cfg, "autobalance") if _is_main() else Path()
+    # under torchrun: join the process group; rank 0's run directory is everyone's
+    dinfo, cfg.search.device = distributed.init_from_env(cfg.search.device)
+    out = Path(str(distributed.broadcast_object(str(out))))
     exp = build_experiment(cfg)
     _check_search(cfg, exp)
+    if not dinfo.main:  # another rank: the same search, no files of its own
+        from autobalance.runs import CHECKPOINTS, search_engine
+
+        search_engine(cfg, exp, checkpoint_dir=out / CHECKPOINTS).run(resume=args.resume)
+        return 0
     # every input checked: only now is anything written; a resume takes the run's lock first,
     # so that a second process is refused before it touches config.yaml or env.json
     with contextlib.ExitStack() as stack:
@@ -1077,6 +1093,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         torch.set_num_threads(threads)
+        from autobalance.distributed import shutdown
+
+        shutdown()  # leave a torchrun process group (a no-op without one)
 
 
 __all__ = ["build_parser", "main"]

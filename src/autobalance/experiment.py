@@ -10,6 +10,10 @@ Data paths: ``dataset.path`` names the dataset's file or folder; otherwise it is
 ``dataset.data_dir``, which defaults to ``$AUTOBALANCE_DATA`` or, when that is unset, the user
 cache directory's ``autobalance/data`` (``~/.cache/autobalance/data`` on Linux;
 :func:`default_data_dir`).
+
+ImageNet-LT and iNaturalist 2018 (:data:`STREAMING_DATASETS`) are too large for memory: they load
+as :class:`~autobalance.data.streaming.StreamingDataset` views of image lists, whose JPEGs are
+decoded by ``DataLoader`` workers (:func:`load_dataset`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch
 from torch import nn
 
 from autobalance.config import SearchConfig, from_dict, to_dict
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.adapters import LabelledData
+from autobalance.data.streaming import StreamingDataset
 from autobalance.losses import LOSS_ALIASES, LOSS_NAMES, is_loss_label
 from autobalance.models import MODEL_NAMES, make_model
 from autobalance.train import Transform, identity_transform
@@ -53,7 +58,7 @@ GROUP_DATASETS: tuple[str, ...] = (
     "celeba",
     "waterbirds_features",
 )
-# Datasets the in-memory engine cannot hold: their loaders stream images from disk.
+# Datasets too large for memory: StreamingDatasets whose images are read from disk per batch.
 STREAMING_DATASETS: tuple[str, ...] = ("imagenet_lt", "inat2018")
 IMAGE_DATASETS: tuple[str, ...] = ("cifar10_lt", "cifar10_jpeg_lt", "cifar100_lt")
 DATA_ENV = "AUTOBALANCE_DATA"
@@ -182,8 +187,8 @@ class ExperimentConfig:
 class Experiment(NamedTuple):
     """What :func:`build_experiment` returns (a tuple, so it also unpacks)."""
 
-    train: TensorDataset
-    test: TensorDataset
+    train: LabelledData
+    test: LabelledData
     model_fn: Callable[[], nn.Module]
     transform: Transform
     eval_transform: Transform
@@ -272,8 +277,19 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
     "compas": (("races", "test_fraction", "group_as_feature"), False),
     "celeba": (("target", "group", "group_as_feature"), False),
     "waterbirds_features": (("features",), False),
-    "imagenet_lt": ((), False),
-    "inat2018": ((), False),
+    "imagenet_lt": (
+        ("image_size", "list_dir", "num_workers", "pin_memory", "test_split", "backend"),
+        False,
+    ),
+    "inat2018": (
+        ("image_size", "ann_dir", "num_workers", "pin_memory", "test_split", "backend"),
+        False,
+    ),
+}
+# streamed dataset → (default folder under data_dir, test splits (the first is the default))
+_STREAM_SPLITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "imagenet_lt": ("imagenet_lt", ("test", "val")),
+    "inat2018": ("inat2018", ("val",)),
 }
 
 
@@ -284,11 +300,13 @@ def dataset_options(name: str) -> tuple[str, ...]:
     return _OPTIONS[name][0]
 
 
-def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[LabelledData, LabelledData]:
     """(train, test) of ``cfg`` with ``cfg.seed`` (or ``seed``) for the long-tail subsampling.
 
     Datasets with an official validation split (CelebA, Waterbirds) return (train, test): the
-    search draws its own validation set from train (Algorithm 1, line 1).
+    search draws its own validation set from train (Algorithm 1, line 1). ImageNet-LT and
+    iNaturalist 2018 return :class:`~autobalance.data.streaming.StreamingDataset` views
+    (:func:`load_streaming`).
     """
     from autobalance import data as D
 
@@ -301,10 +319,7 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, Tens
     if cfg.imbalance_ratio is not None and not has_rho:
         raise ValueError(f"dataset '{cfg.name}' has no imbalance_ratio (it is not long-tailed)")
     if cfg.name in STREAMING_DATASETS:
-        raise ValueError(
-            f"dataset '{cfg.name}' streams images from disk (autobalance.data loaders); the "
-            f"in-memory search engine and CLI hold only in-memory datasets: {_in_memory()}"
-        )
+        return load_streaming(cfg)
     s = seed if cfg.seed is None else cfg.seed
     o = dict(cfg.options)
     rho: dict[str, Any] = (
@@ -345,8 +360,110 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> tuple[TensorDataset, Tens
     return train, test
 
 
-def _in_memory() -> tuple[str, ...]:
-    return tuple(d for d in DATASETS if d not in STREAMING_DATASETS)
+def _option(cfg: DatasetConfig, key: str, default: Any, kind: type) -> Any:
+    """``cfg.options[key]`` checked to be a ``kind`` (``default`` when absent)."""
+    value = cfg.options.get(key, default)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"dataset.options.{key} must be an integer, got {value!r}")
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"dataset.options.{key} must be true or false, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise ValueError(f"dataset.options.{key} must be a string, got {value!r}")
+    return value
+
+
+def _first_image(name: str, data: Any, source: Path, root: Path) -> None:
+    """A clear error now, not in a ``DataLoader`` worker later, when ``source`` lists no image
+    or its first image is not under ``root``."""
+    if len(data) == 0:
+        raise ValueError(f"dataset '{name}': {source} lists no images")
+    first = root / data.paths[0]
+    if not first.is_file():
+        raise FileNotFoundError(
+            f"dataset '{name}': image {first} not found (the first entry of {source}, relative "
+            f"to the image root {root}); set dataset.path to the folder the listed paths are "
+            "relative to"
+        )
+
+
+def load_streaming(cfg: DatasetConfig) -> tuple[StreamingDataset, StreamingDataset]:
+    """(train, test) of ImageNet-LT or iNaturalist 2018 as streamed image datasets.
+
+    The image root is ``dataset.path``, else ``<data_dir>/imagenet_lt`` or
+    ``<data_dir>/inat2018``; the list files (``ImageNet_LT_{train,test,val}.txt``, option
+    ``list_dir``) or the annotations (``train2018.json``, ``val2018.json``, option ``ann_dir``)
+    default to the same folder. train: the ``train`` list with the random training crop, with
+    the same list under the evaluation transform as its ``eval_dataset`` (the search's S_V
+    batches and every evaluation see centre crops); test: the paper's test split, ImageNet-LT
+    ``test`` (``test_split: val`` for the validation list), iNaturalist ``val``. Both are uint8
+    (3, S, S) crops, S = ``image_size`` (224); :func:`build_transforms` normalises the batches.
+    K: the classes of both lists (ImageNet-LT: max label + 1; iNaturalist: the categories of
+    the json, which must be the same in both files). ``num_workers``, ``pin_memory``: the
+    ``DataLoader`` settings (memory is pinned only where CUDA is available); ``backend``:
+    ``auto`` | ``torchvision`` | ``pil`` (:mod:`autobalance.data.imagenet_lt`).
+    """
+    from autobalance.data.imagenet_lt import load_imagenet_lt
+    from autobalance.data.inat import load_inat2018
+
+    folder, test_splits = _STREAM_SPLITS[cfg.name]
+    image_size = _option(cfg, "image_size", 224, int)
+    workers = _option(cfg, "num_workers", 0, int)
+    pin = _option(cfg, "pin_memory", False, bool) and torch.cuda.is_available()
+    backend = _option(cfg, "backend", "auto", str)
+    split = _option(cfg, "test_split", test_splits[0], str)
+    if image_size < 1 or workers < 0:
+        raise ValueError(
+            f"dataset.options: image_size must be ≥ 1 and num_workers ≥ 0, got {image_size} "
+            f"and {workers}"
+        )
+    if split not in test_splits:
+        raise ValueError(
+            f"dataset.options.test_split for '{cfg.name}' must be one of {test_splits}, "
+            f"got {split!r}"
+        )
+    root = _located(cfg, folder)
+    if not root.is_dir():
+        raise NotADirectoryError(f"dataset '{cfg.name}': the image root {root} is not a folder")
+    key = "list_dir" if cfg.name == "imagenet_lt" else "ann_dir"
+    meta = Path(_option(cfg, key, str(root), str)).expanduser()
+    if cfg.name == "imagenet_lt":
+        files = [meta / f"ImageNet_LT_{s}.txt" for s in ("train", split)]
+    else:
+        files = [meta / f"{s}2018.json" for s in ("train", split)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        where = f"dataset.options.{key}" if key in cfg.options else f"the image root: no {key}"
+        raise FileNotFoundError(
+            f"dataset '{cfg.name}': {' and '.join(missing)} not found (from {where}); set "
+            f"dataset.options.{key} to the folder that holds {' and '.join(f.name for f in files)}"
+        )
+    opts: dict[str, Any] = {"image_size": image_size, "backend": backend}
+    if cfg.name == "imagenet_lt":
+        train = load_imagenet_lt(root, "train", meta, num_classes=None, **opts)
+        test = load_imagenet_lt(root, split, meta, num_classes=None, **opts)
+    else:
+        train = load_inat2018(root, "train", meta, **opts)
+        test = load_inat2018(root, split, meta, **opts)
+        if train.class_ids != test.class_ids:
+            raise ValueError(
+                f"dataset 'inat2018': {files[0]} and {files[1]} list different categories "
+                f"({train.num_classes} and {test.num_classes}); the labels would not match"
+            )
+    for data, source in zip((train, test), files):
+        _first_image(cfg.name, data, source, root)
+    k = max(train.num_classes, test.num_classes)
+    train.num_classes = test.num_classes = k
+    stream: dict[str, Any] = {"num_classes": k, "num_workers": workers, "pin_memory": pin}
+    return (
+        StreamingDataset(
+            train,
+            labels=train.labels,
+            eval_dataset=train.with_transform(False),
+            name=train.name,
+            **stream,
+        ),
+        StreamingDataset(test, labels=test.labels, name=test.name, **stream),
+    )
 
 
 def _norm_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -359,7 +476,19 @@ def _norm_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def build_transforms(cfg: ExperimentConfig, seed: int) -> tuple[Transform, Transform]:
     """(train, eval) batch transforms: CIFAR crop + flip + normalise for image datasets
-    (He et al. 2016 §4.2), the identity for feature datasets."""
+    (He et al. 2016 §4.2), the identity for feature datasets.
+
+    ImageNet-LT / iNaturalist: their datasets already yield the (random or centre) crops as
+    uint8, so both transforms only normalise, ``(x/255 − μ_c)/σ_c`` with the ImageNet mean and
+    std (the CIFAR transform with augmentation off)."""
+    cl = cfg.model.channels_last
+    if cfg.dataset.name in STREAMING_DATASETS:
+        from autobalance.augment import IMAGENET_MEAN, IMAGENET_STD, make_image_transform
+
+        return (
+            make_image_transform(False, IMAGENET_MEAN, IMAGENET_STD, seed=seed, channels_last=cl),
+            make_image_transform(False, IMAGENET_MEAN, IMAGENET_STD, seed=seed, channels_last=cl),
+        )
     if cfg.dataset.name not in IMAGE_DATASETS:
         if cfg.augment:
             raise ValueError(
@@ -369,21 +498,30 @@ def build_transforms(cfg: ExperimentConfig, seed: int) -> tuple[Transform, Trans
     from autobalance.augment import make_image_transform
 
     mean, std = _norm_stats(cfg.dataset.name)
-    cl = cfg.model.channels_last
     augment = True if cfg.augment is None else cfg.augment
     train_t = make_image_transform(augment, mean, std, seed=seed, channels_last=cl)
     eval_t = make_image_transform(False, mean, std, seed=seed, channels_last=cl)
     return train_t, eval_t
 
 
-def model_factory(cfg: ModelConfig, train: TensorDataset) -> Callable[[], nn.Module]:
+def input_shape(data: LabelledData) -> tuple[int, ...]:
+    """The shape of one input of ``data``: ``x.shape[1:]``, or, for a streamed dataset, that of
+    its first item under the evaluation transform (one image is loaded)."""
+    if isinstance(data, StreamingDataset):
+        if len(data) == 0:
+            raise ValueError(f"{data.name}: no items, so no input shape")
+        return tuple(int(d) for d in data.fetch(torch.tensor([0]), train=False)[0].shape[1:])
+    return tuple(int(d) for d in data.x.shape[1:])
+
+
+def model_factory(cfg: ModelConfig, train: LabelledData) -> Callable[[], nn.Module]:
     """A zero-argument builder of a fresh model for ``train``'s input shape and classes."""
     opts = dict(cfg.options)
     if cfg.hidden is not None:
         opts["hidden"] = tuple(cfg.hidden)
     if cfg.width is not None:
         opts["width"] = cfg.width
-    in_shape = tuple(int(d) for d in train.x.shape[1:])
+    in_shape = input_shape(train)
     num_classes = train.num_classes
     # fail now, not inside the search: build once (the result is discarded)
     make_model(cfg.name, num_classes, in_shape=in_shape, channels_last=cfg.channels_last, **opts)
@@ -403,7 +541,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def with_error_weights(train: TensorDataset, test: TensorDataset, mode: str) -> TensorDataset:
+def with_error_weights(train: LabelledData, test: LabelledData, mode: str) -> LabelledData:
     """``test`` with the weights of its standard error set as ``mode`` says
     (:attr:`ExperimentConfig.error_weights`): ``train`` puts the training (class, group)
     proportions π_{y,g} on a grouped test set (AutoBalance §4, ``E(f) = Σ π_{y,g} E_{y,g}``);
@@ -413,15 +551,23 @@ def with_error_weights(train: TensorDataset, test: TensorDataset, mode: str) -> 
     if mode == "test" or train.groups is None or test.groups is None:
         return test
     counts = loss_counts(train)["group_counts"].to(torch.float64)
+    if isinstance(test, StreamingDataset):
+        out = test.subset(torch.arange(len(test)))
+        out.error_weights = counts / counts.sum()
+        return out
     return dataclasses.replace(test, error_weights=counts / counts.sum())
 
 
 def experiment_from_data(
-    cfg: ExperimentConfig, train: TensorDataset, test: TensorDataset
+    cfg: ExperimentConfig, train: LabelledData, test: LabelledData
 ) -> Experiment:
     """The :class:`Experiment` of ``cfg`` on loaded data: fresh transforms (seeded by
-    ``search.seed``) and model factory, and the test set's error weights."""
+    ``search.seed``) and model factory, and the test set's error weights. ``augment: false``
+    on a streamed image dataset trains on its evaluation crops (no random crop or flip)."""
     transform, eval_transform = build_transforms(cfg, cfg.search.seed)
+    if cfg.augment is False and isinstance(train, StreamingDataset):
+        train = train.subset(torch.arange(len(train)))
+        train.dataset = train.eval_dataset
     try:
         model_fn = model_factory(cfg.model, train)
     except TypeError as exc:  # an unknown model option
@@ -436,7 +582,7 @@ def build_experiment(cfg: ExperimentConfig) -> Experiment:
     return experiment_from_data(cfg, train, test)
 
 
-def baseline_loss(cfg: ExperimentConfig, train: TensorDataset, label: str) -> nn.Module:
+def baseline_loss(cfg: ExperimentConfig, train: LabelledData, label: str) -> nn.Module:
     """The fixed training loss ``label`` (a loss name or a blend ``REG@LAM``) built from the
     training counts and ``cfg.loss_options`` (a blend takes ``loss_options[label]`` if given,
     else those of ``REG``)."""
@@ -449,7 +595,7 @@ def baseline_loss(cfg: ExperimentConfig, train: TensorDataset, label: str) -> nn
     return make_loss(label, **loss_counts(train), **opts)
 
 
-def loss_counts(train: TensorDataset) -> dict[str, Any]:
+def loss_counts(train: LabelledData) -> dict[str, Any]:
     """``make_loss`` keywords with the training counts: class counts (K,), group counts (K, G)."""
     if train.groups is None:
         return {"class_counts": train.class_counts()}
@@ -477,7 +623,9 @@ __all__ = [
     "build_transforms",
     "dataset_options",
     "default_data_dir",
+    "input_shape",
     "load_dataset",
+    "load_streaming",
     "loss_counts",
     "model_factory",
     "resolve_device",

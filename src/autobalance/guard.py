@@ -173,8 +173,15 @@ class SearchGuard:
         optimizer: torch.optim.Optimizer,
         alpha_opt: torch.optim.Optimizer,
         alpha_sched: Any,
+        reference_score: float | None = None,
     ) -> dict[str, Any] | None:
-        """Check one search epoch's end; roll back on divergence. Returns the event, if any."""
+        """Check one search epoch's end; roll back on divergence. Returns the event, if any.
+
+        ``reference_score``: S_V score of the reference θ (trained with α₀) at this epoch. The
+        searched θ is then said to diverge only when it is worse than both the start of the
+        search and the reference by the margin: θ alone (without any α step) also drifts on
+        S_V, and that drift is not the search's doing (B3, CelebA: the reference itself ended
+        0.1 above the start)."""
         self.last_score = score
         pinned = self.pinned_fraction()
         if self.start_score is None:
@@ -182,9 +189,12 @@ class SearchGuard:
         diverged = None
         if self.cfg.enabled and not self.frozen:
             margin = max(self.cfg.margin, self.noise)
-            if score > self.start_score + margin:
+            against, what = self.start_score, "start"
+            if reference_score is not None and reference_score > against:
+                against, what = reference_score, "reference θ"
+            if score > against + margin:
                 diverged = (
-                    f"validation {self.score_name} {score:.4f} > start {self.start_score:.4f} "
+                    f"validation {self.score_name} {score:.4f} > {what} {against:.4f} "
                     f"+ margin {margin:.4f}"
                 )
             elif pinned >= 1.0:

@@ -23,11 +23,11 @@ average, maximum and DEO term, and announced with an :class:`EmptyCellWarning`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 from torch import Tensor
 
+from autobalance.labels import as_label_array, count_ids
 from autobalance.typing import ArrayLike
 
 __all__ = [
@@ -50,46 +50,7 @@ class EmptyCellWarning(UserWarning):
     """A class or (class, group) cell has no samples, so its error is undefined (NaN)."""
 
 
-def as_label_array(values: ArrayLike, name: str = "labels") -> np.ndarray:
-    """Integer ids (class labels, predictions or groups) as a 1-D int64 numpy array.
-
-    Accepts tensors (any device), numpy arrays and sequences of ints or bools. Raises
-    ``ValueError`` for NaN, for non-integer (float, object) dtypes and for arrays that are not 1-D.
-    Range checks against ``[0, K)`` are left to the caller, which knows ``K``.
-    """
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    if array.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    kind = array.dtype.kind
-    if kind == "b":
-        return array.astype(np.int64)
-    if kind in "iu":
-        return array.astype(np.int64, copy=False)
-    if kind in "fc" and np.isnan(array).any():
-        raise ValueError(f"{name} contain NaN")
-    raise ValueError(
-        f"{name} must be integer ids (int or bool dtype), got dtype {array.dtype}; "
-        "cast them with .long() / .astype(int) first"
-    )
-
-
-def _resolve_count(arrays: Sequence[np.ndarray], given: int | None, what: str) -> int:
-    """Number of ids ``K`` (given, or max id + 1), after checking every id lies in ``[0, K)``."""
-    low = min(int(a.min()) for a in arrays)
-    high = max(int(a.max()) for a in arrays)
-    if low < 0:
-        raise ValueError(f"{what} ids must be non-negative, got minimum {low}")
-    if given is None:
-        return high + 1
-    if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or given < 1:
-        raise ValueError(f"num_{what} must be a positive integer, got {given!r}")
-    if high >= given:
-        raise ValueError(f"{what} ids must lie in [0, {given}), got maximum {high}")
-    return int(given)
+_resolve_count = count_ids
 
 
 def _prepare(

@@ -65,7 +65,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from autobalance.checkpoint import atomic_write_text, latest_checkpoint
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.adapters import LabelledData
 from autobalance.experiment import (
     Experiment,
     ExperimentConfig,
@@ -509,7 +509,7 @@ class Session:
         self.plan = plan
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stdout
-        self._data: dict[str, tuple[TensorDataset, TensorDataset]] = {}
+        self._data: dict[str, tuple[LabelledData, LabelledData]] = {}
 
     def say(self, text: str) -> None:
         if not self.quiet:

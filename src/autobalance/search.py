@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from autobalance import distributed
 from autobalance.augment.factory import as_batch_augment, build_policy
 from autobalance.checkpoint import (
     LAST,
@@ -55,9 +56,11 @@ from autobalance.checkpoint import (
     set_rng_state,
 )
 from autobalance.config import SearchConfig
+from autobalance.data.adapters import LabelledData, as_dataset
 from autobalance.data.counts import group_counts
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.samplers import ClassBalancedSampler, class_index
 from autobalance.data.splits import stratified_split
+from autobalance.data.streaming import StreamingDataset
 from autobalance.events import Callback, CallbackList
 from autobalance.guard import ReferenceTrajectory, SearchGuard, guard_score, guard_score_name
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
@@ -66,6 +69,8 @@ from autobalance.losses import ParametricCE
 from autobalance.objectives import make_objective
 from autobalance.search_space import SearchSpace
 from autobalance.train import (
+    OptimizerFactory,
+    SchedulerFactory,
     Transform,
     decay_factor,
     evaluate,
@@ -108,8 +113,8 @@ def _sample_shape(data: Any) -> tuple[int, ...] | None:
 
 
 def split_dataset(
-    data: TensorDataset, val_fraction: float | None, seed: int
-) -> tuple[TensorDataset, TensorDataset]:
+    data: LabelledData, val_fraction: float | None, seed: int
+) -> tuple[LabelledData, LabelledData]:
     """Stratified S_T / S_V: 80/20 by class, or 50/50 by (class, group) cell with groups."""
     frac = val_fraction
     if frac is None:
@@ -123,7 +128,7 @@ def split_dataset(
     return data.subset(torch.as_tensor(tr)), data.subset(torch.as_tensor(va))
 
 
-def _counts(data: TensorDataset) -> Tensor:
+def _counts(data: LabelledData) -> Tensor:
     if data.groups is None:
         return data.class_counts()
     table = group_counts(
@@ -197,16 +202,22 @@ class AutoBalanceSearch:
         self,
         config: SearchConfig,
         model_fn: Callable[[], nn.Module],
-        train_data: TensorDataset,
+        train_data: LabelledData | Any,
         *,
-        test_data: TensorDataset | None = None,
+        test_data: LabelledData | Any | None = None,
         transform: Transform = identity_transform,
         eval_transform: Transform = identity_transform,
         callbacks: list[Callback] | None = None,
         checkpoint_dir: str | Path | None = None,
+        optimizer_factory: OptimizerFactory | None = None,
+        scheduler_factory: SchedulerFactory | None = None,
     ) -> None:
         self.cfg = config
+        self.optimizer_factory = optimizer_factory
+        self.scheduler_factory = scheduler_factory
         self.model_fn = model_fn
+        train_data = as_dataset(train_data, name="train")
+        test_data = None if test_data is None else as_dataset(test_data, name="test")
         self.full = train_data
         self.test = test_data
         self.transform = transform
@@ -290,24 +301,30 @@ class AutoBalanceSearch:
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
     def _val_sampler_index(self) -> list[Tensor]:
-        y = self.s_val.y
-        if self.s_val.groups is not None:
-            y = y * self.s_val.num_groups + self.s_val.groups
-        return [torch.nonzero(y == c).flatten() for c in torch.unique(y)]
+        return class_index(self.s_val.y, self.s_val.groups, self.s_val.num_groups)
 
-    def _sample(self, data: TensorDataset, n: int, gen: torch.Generator, balanced: bool) -> Tensor:
+    def _sample(self, data: LabelledData, n: int, gen: torch.Generator, balanced: bool) -> Tensor:
+        """Positions of one hyper-step batch: uniform with replacement, or class- (cell-)
+        balanced from S_V's label index (:class:`ClassBalancedSampler`); never the images."""
         if balanced:
-            per = max(1, math.ceil(n / len(self._val_index)))
-            picks = [idx[torch.randint(len(idx), (per,), generator=gen)] for idx in self._val_index]
-            return torch.cat(picks)
+            return ClassBalancedSampler(self._val_index, n, gen).draw()
         return torch.randint(len(data), (n,), generator=gen)
 
     def _batch(
-        self, data: TensorDataset, index: Tensor, gen: torch.Generator | None, *, train: bool = True
-    ):
+        self, data: LabelledData, index: Tensor, gen: torch.Generator | None, *, train: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """(x, y, groups) of ``index`` on the device; training batches are augmented, validation
-        batches (``train=False``) get the evaluation transform: L_val scores clean inputs."""
+        batches (``train=False``) get the evaluation transform: L_val scores clean inputs. A
+        streamed dataset loads the rows through its ``DataLoader`` (its ``eval_dataset`` for
+        validation batches)."""
         tf = self.transform if train else self.eval_transform
+        if isinstance(data, StreamingDataset):
+            # the items' random transforms: seeded from the rows drawn (not from ``gen``, whose
+            # draws must stay those of the in-memory path)
+            seed = (self.cfg.seed * 1_000_003 + int(index.sum()) * 7919 + len(index)) % 2**62
+            xb, yb, gb = data.fetch(index, train=train, seed=seed)
+            x = tf(xb.to(self.device), gen)
+            return x, yb.to(self.device), None if gb is None else gb.to(self.device)
         x = tf(data.x[index].to(self.device), gen)
         g = None if data.groups is None else data.groups[index].to(self.device)
         return x, data.y[index].to(self.device), g
@@ -357,12 +374,15 @@ class AutoBalanceSearch:
         n_implicit = len(hparams) - n_unrolled
         logits_fn = self._logits_fn(model)
         damping = weight_decay if h.damping is None else h.damping
+        # torchrun: average the validation gradient, the HVPs and the mixed product over ranks
+        reduce = distributed.all_reduce_mean if distributed.info().active else None
         with preserved_buffers(model):
             was_training = model.training
             model.train()
             train_loss = torch.zeros((), device=self.device)
             for _ in range(h.train_batches):
-                idx = self._sample(self.s_train, bs, gen, balanced=False)
+                # under torchrun each rank takes its share of the batch (distributed.share)
+                idx = distributed.share(self._sample(self.s_train, bs, gen, balanced=False))
                 x, y, g = self._batch(self.s_train, idx, gen)
                 if self.policy is not None:  # A_y(x) in the graph: ∂L_train/∂φ exists
                     x = self.policy(x, y, g, generator=gen, mode=self.cfg.augment.gate)
@@ -378,6 +398,9 @@ class AutoBalanceSearch:
 
                     def matvec(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
                         hv = torch.autograd.grad(train_grads, params, v, retain_graph=True)
+                        hv = tuple(a.detach() for a in hv)
+                        if reduce is not None:
+                            hv = reduce(hv)
                         return tuple(a + damping * b for a, b in zip(hv, v, strict=True))
 
                     if self._eigvec is None:  # random start, all power iterations
@@ -406,6 +429,7 @@ class AutoBalanceSearch:
                         scale=scale,
                         damping=damping,
                         train_grads=train_grads,
+                        reduce=reduce,
                     )
                     if n_implicit
                     else ()
@@ -419,6 +443,7 @@ class AutoBalanceSearch:
                         hparams[n_implicit:],
                         solver=lambda _matvec, b: tuple(eta * t for t in b),
                         train_grads=train_grads,
+                        reduce=reduce,
                     )
             except NonFiniteHypergradient as exc:
                 return {"applied": False, "reason": str(exc), "val_loss": float(val_loss.detach())}
@@ -491,18 +516,20 @@ class AutoBalanceSearch:
                 if n <= h.val_full_max
                 else self._sample(self.s_val, h.val_full_max, gen, balanced=True)
             )
+            index = distributed.share(index)  # this rank's share (torchrun)
             parts = [
                 self._batch(self.s_val, index[i : i + batch_size], None, train=False)
                 for i in range(0, len(index), batch_size)
             ]
             logits = torch.cat([logits_fn(x) for x, _, _ in parts])
             y = torch.cat([y for _, y, _ in parts])
-            groups = None if self.s_val.groups is None else torch.cat([g for _, _, g in parts])
+            gs = [g for _, _, g in parts if g is not None]
+            groups = torch.cat(gs) if gs else None
             return self.objective(logits, y, groups)
         val_loss = torch.zeros((), device=self.device)
         for _ in range(h.val_batches):
             idx = self._sample(self.s_val, batch_size, gen, balanced=h.val_sampling == "balanced")
-            x, y, g = self._batch(self.s_val, idx, None, train=False)
+            x, y, g = self._batch(self.s_val, distributed.share(idx), None, train=False)
             val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
         return val_loss
 
@@ -603,8 +630,13 @@ class AutoBalanceSearch:
 
     # ------------------------------------------------------------------ checkpoint
     def _save(self, state: dict[str, Any], lists: dict[str, list[dict[str, Any]]]) -> None:
-        """Journal the new records of ``lists``, then write ``state`` pinning them."""
-        if self.checkpoint_dir is not None and self._journal is not None:
+        """Journal the new records of ``lists``, then write ``state`` pinning them (rank 0 only
+        under torchrun)."""
+        if (
+            self.checkpoint_dir is not None
+            and self._journal is not None
+            and distributed.info().main
+        ):
             state["journal"] = self._journal.sync(lists)
             save_checkpoint(state, self.checkpoint_dir / LAST)
 
@@ -619,9 +651,27 @@ class AutoBalanceSearch:
             raise ValueError("not an autobalance search checkpoint (no history)")
 
     def _load_checkpoint(self, resume: bool) -> dict[str, Any] | None:
-        """The checkpoint to resume from (``last.pt``, else ``prev.pt``), or None: start over."""
+        """The checkpoint to resume from (``last.pt``, else ``prev.pt``), or None: start over.
+
+        Under torchrun rank 0 prepares the folder (and deletes stale files on a fresh start);
+        the other ranks wait for it, then read the same checkpoint and write nothing."""
         if self.checkpoint_dir is None or self._journal is None:
             return None
+        if not distributed.info().main:
+            distributed.barrier()  # rank 0 has prepared the folder
+            if not resume:
+                return None
+            found = load_latest(
+                self.checkpoint_dir, map_location=self.device, check=self._check_checkpoint
+            )
+            return None if found is None else found[0]
+        try:
+            return self._load_checkpoint_main(resume)
+        finally:
+            distributed.barrier()
+
+    def _load_checkpoint_main(self, resume: bool) -> dict[str, Any] | None:
+        assert self.checkpoint_dir is not None and self._journal is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         remove_orphan_temps(self.checkpoint_dir)
         if resume:
@@ -656,8 +706,8 @@ class AutoBalanceSearch:
         n_hyper_total = max(1, (e_search - t1) * steps_per_epoch // interval)
 
         model = self._new_model()
-        optimizer = make_optimizer(model, cfg.train)
-        scheduler = make_scheduler(optimizer, cfg.train, steps_per_epoch)
+        optimizer = make_optimizer(model, cfg.train, self.optimizer_factory)
+        scheduler = make_scheduler(optimizer, cfg.train, steps_per_epoch, self.scheduler_factory)
         alpha_opt = self._alpha_optimizer()
         alpha_sched = self._alpha_scheduler(alpha_opt, n_hyper_total)
         trajectory: list[dict[str, Any]] = []
@@ -671,8 +721,8 @@ class AutoBalanceSearch:
         use_reference = cfg.guard.enabled and cfg.guard.fallback and cfg.guard.reference
 
         def rebuild(m: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
-            opt = make_optimizer(m, cfg.train)
-            return opt, make_scheduler(opt, cfg.train, steps_per_epoch)
+            opt = make_optimizer(m, cfg.train, self.optimizer_factory)
+            return opt, make_scheduler(opt, cfg.train, steps_per_epoch, self.scheduler_factory)
 
         def init_loss_fn() -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
             frozen = copy.deepcopy(self.space)  # α′ ← α₀: the init loss, never stepped
@@ -691,7 +741,12 @@ class AutoBalanceSearch:
             alpha_opt.load_state_dict(ckpt["alpha_opt"])
             alpha_sched.load_state_dict(ckpt["alpha_sched"])
             if "journal" in ckpt and self._journal is not None:
-                journaled = self._journal.restore(ckpt["journal"])
+                # rank 0 cuts the journal back to the checkpoint; other ranks only read it
+                journaled = (
+                    self._journal.restore(ckpt["journal"])
+                    if distributed.info().main
+                    else self._journal.read(ckpt["journal"])
+                )
                 trajectory, history = journaled["trajectory"], journaled["history"]
                 hyper_log = journaled["hyper_log"]
             else:  # an older checkpoint carries the lists itself
@@ -752,7 +807,7 @@ class AutoBalanceSearch:
         def due(epoch: int, end: int) -> bool:  # checkpoint every k epochs and at phase ends
             return (epoch + 1) % cfg.checkpoint_every == 0 or epoch == end - 1
 
-        eval_sets: dict[str, TensorDataset] = {"val": self.s_val}
+        eval_sets: dict[str, LabelledData] = {"val": self.s_val}
         if cfg.eval_train:
             eval_sets = {"train": self.s_train, **eval_sets}
         if self.test is not None:
@@ -811,9 +866,11 @@ class AutoBalanceSearch:
                                 model, optimizer, scheduler, rebuild, init_loss_fn()
                             )
                     else:
+                        ref_score = None
                         if reference is not None:
                             t_ref = time.perf_counter()
                             self._reference_epoch(reference, epoch)
+                            ref_score = self._val_score(reference.model)
                             timings["reference"] = timings.get("reference", 0.0) + (
                                 time.perf_counter() - t_ref
                             )
@@ -824,6 +881,7 @@ class AutoBalanceSearch:
                             optimizer=optimizer,
                             alpha_opt=alpha_opt,
                             alpha_sched=alpha_sched,
+                            reference_score=ref_score,
                         )
                         if event is not None:
                             record["guard"] = event
@@ -906,9 +964,9 @@ class AutoBalanceSearch:
         rcfg = cfg.retrain_config()
         if retrain_model is None:
             retrain_model = self._new_model()
-        r_opt = make_optimizer(retrain_model, rcfg)
+        r_opt = make_optimizer(retrain_model, rcfg, self.optimizer_factory)
         r_steps = rcfg.steps_per_epoch(len(self.full))
-        r_sched = make_scheduler(r_opt, rcfg, r_steps)
+        r_sched = make_scheduler(r_opt, rcfg, r_steps, self.scheduler_factory)
         if ckpt is not None and ckpt["phase"] == "retrain":
             r_opt.load_state_dict(ckpt["optimizer"])
             r_sched.load_state_dict(ckpt["scheduler"])
@@ -963,7 +1021,7 @@ class AutoBalanceSearch:
 def search(
     config: SearchConfig,
     model_fn: Callable[[], nn.Module],
-    train_data: TensorDataset,
+    train_data: LabelledData | Any,
     *,
     verbose: int = 0,
     **kwargs: Any,
@@ -972,13 +1030,29 @@ def search(
 
     ``verbose``: 0 silent, 1 a progress bar per phase (``tqdm.auto``: terminals and
     notebooks), 2 the bars and one ``logging`` line per epoch (:mod:`autobalance.progress`).
+
+    ``train_data`` / ``test_data``: anything :func:`autobalance.data.as_dataset` takes: an
+    :class:`~autobalance.data.InMemoryDataset`, a torch ``TensorDataset`` or any map-style
+    ``Dataset`` of ``(x, y[, group])`` items (streamed), or ``(X, y)`` / ``(X, y, groups)`` as
+    numpy arrays or a pandas DataFrame with ``(frame, label_column)``.
     """
+    train_data = _tuple_data(train_data, "train")
+    if kwargs.get("test_data") is not None:
+        kwargs["test_data"] = _tuple_data(kwargs["test_data"], "test")
     resume = kwargs.pop("resume", False)
     engine = AutoBalanceSearch(config, model_fn, train_data, **kwargs)
     from autobalance.progress import attach_progress
 
     attach_progress(engine, verbose)
     return engine.run(resume=resume)
+
+
+def _tuple_data(data: Any, name: str) -> LabelledData:
+    """``(X, y)`` / ``(X, y, groups)`` tuples (numpy, tensors, a DataFrame and a column name)
+    through :func:`as_dataset`; anything else as is."""
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        return as_dataset(*data, name=name)
+    return as_dataset(data, name=name)
 
 
 __all__ = [

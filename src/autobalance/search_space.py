@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from autobalance.losses import parametric_cross_entropy
 
 KINDS = ("clusters", "full", "la_tau")
-INITS = ("balanced", "la", "cdt", "vs", "ce")
+INITS = ("balanced", "la", "cdt", "vs", "ce", "group_la")
 COMPONENTS = ("weight", "additive", "multiplicative")
 # The buffers the effective values are computed from (part of the cache key of ``loss``).
 _KEY_BUFFERS = ("base_log_weight", "base_additive", "base_delta_logit", "clusters", "log_prior")
@@ -84,7 +84,10 @@ def initial_values(
     - ``la``: logit adjustment (Menon et al. 2021), l = τ·log π, w = 1, Δ = 1;
     - ``cdt``: class-dependent temperature (Ye et al. 2020), Δ = (n / n_max)^γ;
     - ``vs``: vector scaling (Kini et al. 2021), Δ = (n / n_max)^γ and l = τ·log π;
-    - ``ce``: plain CE, w = 1, l = 0, Δ = 1.
+    - ``ce``: plain CE, w = 1, l = 0, Δ = 1;
+    - ``group_la``: the Group-LA loss of AutoBalance §4, for (class, group) counts only:
+      w_{y,g} = 1 / (G π̄_g), l_{y,g} = τ·log π(y | g), Δ = 1 (``la`` on cells has the same
+      softmax over classes, l = τ·log π_{y,g}, but not the group weights).
 
     For (class, group) counts (K, G) the frequencies are cell frequencies.
     """
@@ -93,6 +96,13 @@ def initial_values(
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if bool((counts <= 0).any()):
         raise ValueError("initial_values: every class/cell needs at least one training sample")
+    if init == "group_la":
+        if counts.ndim != 2:
+            raise ValueError("init 'group_la' needs (class, group) counts (K, G)")
+        from autobalance.losses.groups import group_la_parameters
+
+        w, l = group_la_parameters(counts, tau)
+        return {"weight": w, "additive": l, "multiplicative": torch.ones_like(w)}
     pi = counts / counts.sum()
     one = torch.ones_like(pi)
     w, l, d = one.clone(), torch.zeros_like(pi), one.clone()

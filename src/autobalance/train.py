@@ -6,21 +6,30 @@ the epochs in ``milestones``. The schedule is evaluated per iteration:
 
     lr(t) = lr · min(1, (t + 1) / T_warm) · decay^{#{m : t ≥ m·T}}
 
+``schedule: cosine`` replaces the step factor by ½(1 + cos(π t / T)) (the paper's ImageNet-LT and
+iNaturalist protocol), ``constant`` by 1. ``optimizer`` picks SGD (default), Adam, AdamW or any
+``torch.optim.Optimizer`` by dotted path, with ``optimizer_options`` as extra keywords; the API
+also takes factories (:func:`make_optimizer`'s ``factory``). ``precision: bf16 | fp16`` runs the
+θ-steps' forward and loss under ``torch.autocast`` (fp16 with a ``GradScaler``); the search's
+hyper-step is always computed in fp32, outside autocast. ``grad_clip`` clips ‖∇θ‖₂ per step.
+
 Prediction is always argmax of the raw logits f(x); logit adjustments belong to the loss only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from autobalance.data.dataset import TensorDataset
+from autobalance import distributed
+from autobalance.data.adapters import LabelledData
 from autobalance.data.loader import DEVICE_RESIDENT_MAX_BYTES, TensorLoader, device_copy
+from autobalance.data.streaming import StreamingDataset, StreamLoader
 from autobalance.metrics import evaluate_predictions
 from autobalance.validation import Rule, StrictConfig, at_least, greater_than, within
 
@@ -30,6 +39,17 @@ StepHook = Callable[[int, int], dict[str, Any] | None]
 # (x, y, groups, generator) ↦ A_y(x) after the batch transform: a label-dependent augmentation
 # (a learned policy of ``autobalance.augment``, AutoBalance §2)
 BatchAugment = Callable[[Tensor, Tensor, Tensor | None, torch.Generator | None], Tensor]
+
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("step", "cosine", "constant")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
+
+def _optimizer_name(value: str) -> str | None:
+    if value in OPTIMIZERS or ("." in value and all(p.isidentifier() for p in value.split("."))):
+        return None
+    return f"must be one of {OPTIMIZERS} or a dotted path such as torch.optim.RMSprop"
 
 
 @dataclass
@@ -58,6 +78,10 @@ class TrainConfig(StrictConfig):
         "lr_decay": (within(0, 1, lo_open=True),),
         "eval_batch_size": (at_least(1),),
         "eval_every": (at_least(1),),
+        "optimizer": (_optimizer_name,),
+        "schedule": (lambda v: None if v in SCHEDULES else f"must be one of {SCHEDULES}",),
+        "precision": (lambda v: None if v in PRECISIONS else f"must be one of {PRECISIONS}",),
+        "grad_clip": (greater_than(0),),
     }
 
     epochs: int = 30
@@ -72,33 +96,89 @@ class TrainConfig(StrictConfig):
     eval_batch_size: int = 1024
     eval_every: int = 1
     drop_last: bool = False
+    optimizer: str = "sgd"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "step"
+    precision: str = "fp32"
+    grad_clip: float | None = None
 
     def steps_per_epoch(self, num_samples: int) -> int:
-        """θ-steps in one pass over ``num_samples`` samples."""
-        if self.drop_last:
-            return num_samples // self.batch_size
-        return math.ceil(num_samples / self.batch_size)
+        """θ-steps in one pass over ``num_samples`` samples; under ``torchrun`` with W ranks,
+        each rank's ⌈N / W⌉ samples in batches of B / W (:mod:`autobalance.distributed`)."""
+        from autobalance.distributed import info
+
+        world = info().world
+        n, b = -(-num_samples // world), self.local_batch_size(world)
+        return n // b if self.drop_last else math.ceil(n / b)
+
+    def local_batch_size(self, world: int) -> int:
+        """B / W: one rank's share of the global batch ``batch_size`` (B must divide by W)."""
+        if self.batch_size % world:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} must be divisible by the {world} processes "
+                "(it is the global batch; each process takes batch_size / processes)"
+            )
+        return self.batch_size // world
 
     def __post_init__(self) -> None:
         if self.nesterov and self.momentum <= 0:
             raise ValueError("train.nesterov needs train.momentum > 0")
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum and L2 weight decay on all of θ."""
-    return torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov,
-        weight_decay=cfg.weight_decay,
-    )
+OptimizerFactory = Callable[[nn.Module, "TrainConfig"], torch.optim.Optimizer]
+SchedulerFactory = Callable[
+    [torch.optim.Optimizer, "TrainConfig", int], torch.optim.lr_scheduler.LRScheduler
+]
+
+
+def _optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    if name == "sgd":
+        return torch.optim.SGD
+    if name in ("adam", "adamw"):
+        return torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"train.optimizer '{name}' cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise ValueError(f"train.optimizer '{name}' is not a torch.optim.Optimizer subclass")
+    return cls
+
+
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, factory: OptimizerFactory | None = None
+) -> torch.optim.Optimizer:
+    """The θ optimiser: ``factory(model, cfg)`` when given, else ``cfg.optimizer`` on all of θ.
+
+    SGD uses ``lr``, ``momentum``, ``nesterov`` and ``weight_decay`` (L2); every other optimiser
+    gets ``lr`` and ``weight_decay``; ``optimizer_options`` add keywords (e.g. ``betas``).
+    """
+    if factory is not None:
+        return factory(model, cfg)
+    cls = _optimizer_class(cfg.optimizer)
+    opts: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cls is torch.optim.SGD:
+        opts.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    opts.update(cfg.optimizer_options)
+    try:
+        return cls(model.parameters(), **opts)
+    except TypeError as exc:
+        raise ValueError(f"train.optimizer '{cfg.optimizer}': {exc}") from None
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration warm-up + step schedule (see the module docstring)."""
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    steps_per_epoch: int,
+    factory: SchedulerFactory | None = None,
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-iteration warm-up + step (or cosine, constant) schedule (see the module docstring);
+    ``factory(optimizer, cfg, steps_per_epoch)`` when given. It is stepped once per θ-step."""
+    if factory is not None:
+        return factory(optimizer, cfg, steps_per_epoch)
     warm = max(1, round(cfg.warmup_epochs * steps_per_epoch))
 
     def factor(t: int) -> float:
@@ -109,10 +189,15 @@ def make_scheduler(
 
 
 def decay_factor(cfg: TrainConfig, steps_per_epoch: int, t: int) -> float:
-    """The step-decay part of the schedule at θ-step t: decay^{#{m : t ≥ ⌊m·T⌋}}, T the total
-    steps (no warm-up). The search's α learning rate follows it (``alpha.schedule='follow'``,
-    as in the paper, where α decays at θ's epochs 220 and 260)."""
+    """The decay part of the schedule at θ-step t (no warm-up), T the total steps:
+    decay^{#{m : t ≥ ⌊m·T⌋}} (``step``), ½(1 + cos(π t / T)) (``cosine``) or 1
+    (``constant``). The search's α learning rate follows it (``alpha.schedule='follow'``, as in
+    the paper, where α decays at θ's epochs 220 and 260)."""
     total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(t, total) / max(total, 1)))
+    if cfg.schedule == "constant":
+        return 1.0
     return float(cfg.lr_decay ** sum(t >= math.floor(m * total) for m in cfg.milestones))
 
 
@@ -153,16 +238,69 @@ def predict(
     return torch.cat(out).cpu()
 
 
+@torch.no_grad()
+def predict_stream(
+    model: nn.Module,
+    data: StreamingDataset,
+    *,
+    batch_size: int = 1024,
+    transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """:func:`predict` over a streamed dataset (its ``eval_dataset`` items, in order)."""
+    was_training = model.training
+    model.eval()
+    dev = torch.device(device)
+    out = [
+        model(transform(xb.to(dev), None)).argmax(dim=1).cpu()
+        for xb, _, _ in data.batches(batch_size, train=False)
+    ]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def make_loader(
+    data: LabelledData,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world: int = 1,
+) -> TensorLoader | StreamLoader:
+    """The epoch loader of ``data``: :class:`TensorLoader` in memory (the fast path), else a
+    :class:`StreamLoader` (``DataLoader`` workers); both visit epoch e in the order
+    ``randperm(N)`` seeded with ``seed + e``."""
+    cls = StreamLoader if isinstance(data, StreamingDataset) else TensorLoader
+    return cls(
+        data,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        seed=seed,
+        device=device,
+        rank=rank,
+        world=world,
+    )
+
+
 def evaluate(
     model: nn.Module,
-    data: TensorDataset,
+    data: LabelledData,
     *,
     batch_size: int = 1024,
     transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """All applicable metrics of ``model`` on ``data`` (argmax of raw logits)."""
-    pred = predict(model, data.x, batch_size=batch_size, transform=transform, device=device)
+    if isinstance(data, StreamingDataset):
+        pred = predict_stream(
+            model, data, batch_size=batch_size, transform=transform, device=device
+        )
+    else:
+        pred = predict(model, data.x, batch_size=batch_size, transform=transform, device=device)
     return evaluate_predictions(
         data.y,
         pred,
@@ -190,7 +328,7 @@ class EpochState:
 def train_epoch(
     model: nn.Module,
     loss_fn: LossFn,
-    loader: TensorLoader,
+    loader: TensorLoader | StreamLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     *,
@@ -200,6 +338,9 @@ def train_epoch(
     augment: BatchAugment | None = None,
     global_step: int = 0,
     sync_every_step: bool | None = None,
+    precision: str = "fp32",
+    grad_clip: float | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> EpochState:
     """One pass over ``loader``: θ ← θ − η∇θ L_train(θ, α) per batch.
 
@@ -224,11 +365,14 @@ def train_epoch(
     bad_loss: Tensor | None = None  # its loss value
     if augment is not None:  # A_y(x) needs the labels: the batch transform runs first, here
         base_transform, transform = transform, _passthrough
+    amp = autocast_context(precision, next(iter(model.parameters()), torch.empty(0)).device)
     for xb, yb, gb in loader:
         if augment is not None:
             xb = augment(base_transform(xb, generator), yb, gb, generator)
-        logits = model(transform(xb, generator))
-        loss = loss_fn(logits, yb, gb)
+        with amp():
+            logits = model(transform(xb, generator))
+            loss = loss_fn(logits, yb, gb)
+        loss = loss.float()
         correct = correct + (logits.detach().argmax(dim=1) == yb).sum()
         seen += int(yb.shape[0])
         eager = loss.device.type == "cpu" if sync_every_step is None else sync_every_step
@@ -247,8 +391,18 @@ def train_epoch(
             first_bad = torch.where(new_bad, n, first_bad)
             bad_loss = torch.where(new_bad, value, bad_loss)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         if eager:
@@ -269,6 +423,26 @@ def train_epoch(
     if total_dev is not None:
         total += float(total_dev)
     return EpochState(loss=total / max(n, 1), steps=n, accuracy=int(correct) / max(seen, 1))
+
+
+def autocast_context(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A context factory: ``torch.autocast`` in ``bf16``/``fp16`` on ``device``'s type, a null
+    context in ``fp32``. The loss is cast back to fp32 after it (the backward stays mixed)."""
+    import contextlib
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device: torch.device | str) -> torch.amp.GradScaler | None:
+    """A ``GradScaler`` for ``fp16`` (loss scaling against fp16 underflow), else ``None``."""
+    if precision != "fp16":
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
 
 
 def _passthrough(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -293,6 +467,9 @@ def as_loss_fn(loss: nn.Module | Callable[..., Tensor]) -> LossFn:
 
     class _Adapter:
         def __call__(self, logits: Tensor, targets: Tensor, groups: Tensor | None) -> Tensor:
+            # without groups, the plain (logits, targets) call: any torch loss works
+            if groups is None:
+                return loss(logits, targets)
             return loss(logits, targets, groups=groups)
 
     fn = _Adapter()
@@ -308,13 +485,17 @@ __all__ = [
     "TrainConfig",
     "Transform",
     "as_loss_fn",
+    "autocast_context",
     "decay_factor",
     "evaluate",
     "fit",
+    "grad_scaler",
     "identity_transform",
+    "make_loader",
     "make_optimizer",
     "make_scheduler",
     "predict",
+    "predict_stream",
     "run_epochs",
     "seeded_generator",
     "train_epoch",
@@ -345,7 +526,7 @@ def run_epochs(
     phase: str,
     model: nn.Module,
     loss_fn: LossFn,
-    train_data: TensorDataset,
+    train_data: LabelledData,
     cfg: TrainConfig,
     *,
     optimizer: torch.optim.Optimizer,
@@ -353,7 +534,7 @@ def run_epochs(
     seed: int,
     start_epoch: int = 0,
     end_epoch: int | None = None,
-    eval_sets: dict[str, TensorDataset] | None = None,
+    eval_sets: Mapping[str, LabelledData] | None = None,
     transform: Transform = identity_transform,
     eval_transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
@@ -371,23 +552,29 @@ def run_epochs(
     ``on_epoch_done(epoch, record)`` is where the caller checkpoints.
     """
     end = cfg.epochs if end_epoch is None else end_epoch
-    loader = TensorLoader(
+    dist_info = distributed.info()
+    loader = make_loader(
         train_data,
-        batch_size=cfg.batch_size,
+        batch_size=cfg.local_batch_size(dist_info.world),
         shuffle=True,
         drop_last=cfg.drop_last,
         seed=seed * 7919 + phase_id,
         device=device,
+        rank=dist_info.rank,
+        world=dist_info.world,
     )
+    # θ-steps through DistributedDataParallel under torchrun; hooks and evaluation see ``model``
+    train_model = distributed.wrap(model)
     records: list[dict[str, Any]] = []
     steps_per_epoch = len(loader)
+    scaler = grad_scaler(cfg.precision, device)
     for epoch in range(start_epoch, end):
         loader.set_epoch(epoch)
         if hasattr(loss_fn, "set_epoch"):
             loss_fn.set_epoch(epoch)
         gen = seeded_generator(seed, phase_id, epoch, device=device)
         state = train_epoch(
-            model,
+            train_model,
             loss_fn,
             loader,
             optimizer,
@@ -397,7 +584,11 @@ def run_epochs(
             step_hook=_batch_events(step_hook, callbacks, phase, epoch, steps_per_epoch),
             augment=augment,
             global_step=epoch * steps_per_epoch,
+            precision=cfg.precision,
+            grad_clip=cfg.grad_clip,
+            scaler=scaler,
         )
+        distributed.sync_buffers(model)  # rank 0's BatchNorm statistics everywhere
         record: dict[str, Any] = {
             "phase": phase,
             "epoch": epoch,
@@ -429,25 +620,32 @@ def run_epochs(
 def fit(
     model: nn.Module,
     loss: nn.Module | Callable[..., Tensor],
-    train_data: TensorDataset,
+    train_data: LabelledData,
     cfg: TrainConfig,
     *,
     seed: int = 0,
-    eval_sets: dict[str, TensorDataset] | None = None,
+    eval_sets: Mapping[str, LabelledData] | None = None,
     transform: Transform = identity_transform,
     eval_transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
     callbacks: Any = None,
+    optimizer_factory: OptimizerFactory | None = None,
+    scheduler_factory: SchedulerFactory | None = None,
     augment: BatchAugment | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with a fixed ``loss`` (a baseline, or a learned α* loaded from JSON;
-    ``augment``: a learned policy A_y of ``autobalance.augment``, applied after ``transform``)."""
+    ``augment``: a learned policy A_y of ``autobalance.augment``, applied after ``transform``).
+
+    ``train_data``: anything :func:`autobalance.data.as_dataset` takes."""
+    from autobalance.data.adapters import as_dataset
+
+    train_data = as_dataset(train_data, name="train")
     model.to(device)
     if isinstance(loss, nn.Module):
         loss.to(device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, optimizer_factory)
     steps = cfg.steps_per_epoch(len(train_data))
-    scheduler = make_scheduler(optimizer, cfg, steps)
+    scheduler = make_scheduler(optimizer, cfg, steps, scheduler_factory)
     if callbacks is not None:
         callbacks.on_phase_start("train", {"epochs": cfg.epochs})
     records = run_epochs(

@@ -226,7 +226,10 @@ def test_every_preset_parses_and_round_trips() -> None:
             ],
             "/nonexistent/data",
         ),
-        (["search", "--preset", "imagenet-lt"], "streams images"),
+        (
+            ["search", "--preset", "imagenet-lt", "--set", "dataset.data_dir=/nonexistent/in"],
+            "in/imagenet_lt",
+        ),
         (["evaluate", "/nonexistent/run"], "not a run directory"),
         (["compare", "/nonexistent/run"], "not a run directory"),
     ],

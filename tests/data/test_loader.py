@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.loader import TensorLoader, infinite
 
 
-def make(n: int = 10, groups: bool = True) -> TensorDataset:
-    return TensorDataset(
+def make(n: int = 10, groups: bool = True) -> InMemoryDataset:
+    return InMemoryDataset(
         x=torch.arange(n, dtype=torch.float32).unsqueeze(1) * 10,
         y=torch.arange(n) % 3,
         num_classes=3,

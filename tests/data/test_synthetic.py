@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.longtail import long_tail_counts
 from autobalance.data.synthetic import (
     WATERBIRDS_PROPORTIONS,
@@ -24,7 +24,7 @@ def test_long_tailed_gaussians_shapes_and_counts() -> None:
         split="test",
         n_test_per_class=40,
     )
-    assert isinstance(train, TensorDataset)
+    assert isinstance(train, InMemoryDataset)
     assert train.x.shape == (sum(long_tail_counts(100, 5, 10)), 8)
     assert train.x.dtype == torch.float32 and train.y.dtype == torch.long
     np.testing.assert_array_equal(train.class_counts().numpy(), long_tail_counts(100, 5, 10))

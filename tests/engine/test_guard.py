@@ -73,6 +73,21 @@ def test_divergence_rolls_back_theta_and_alpha_then_freezes() -> None:
     assert g.report()["rollbacks"] == 2
 
 
+def test_divergence_is_measured_against_the_reference_theta_too() -> None:
+    # θ alone drifts: the reference θ (α₀, no hyper-steps) is at 0.50 by epoch 6. A searched θ
+    # at 0.55 is within the margin of it, so no rollback; at 0.65 it is beyond both.
+    g = _guard(margin=0.1, z=0.0)
+    model = nn.Linear(3, 3)
+    opt, a_opt, a_sched = _optimisers(model, g.space)
+    g.start(0.30)
+    kw = {"model": model, "optimizer": opt, "alpha_opt": a_opt, "alpha_sched": a_sched}
+    assert g.end_of_epoch(6, 0.55, reference_score=0.50, **kw) is None
+    event = g.end_of_epoch(7, 0.65, reference_score=0.50, **kw)
+    assert event is not None and "reference θ 0.5000" in event["reason"]
+    # a reference below the start does not lower the bar
+    assert g.end_of_epoch(8, 0.38, reference_score=0.20, **kw) is None
+
+
 def test_every_alpha_on_its_bound_counts_as_divergence() -> None:
     g = _guard(z=0.0)
     model = nn.Linear(3, 3)

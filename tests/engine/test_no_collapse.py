@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from autobalance import SearchConfig, evaluate, fit, make_loss, make_model, search
-from autobalance.data import TensorDataset, load_digits_lt, long_tailed_gaussians
+from autobalance.data import InMemoryDataset, load_digits_lt, long_tailed_gaussians
 from autobalance.search import AutoBalanceSearch
 from autobalance.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=20, batch_size=32, lr=0.05, warmup_epochs=1, weight_decay=5e-4)
-Problem = Callable[[int], tuple[TensorDataset, TensorDataset]]
+Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 
 def _gauss(k: int, rho: float, dim: int, n_max: int, sep: float) -> Problem:
-    def make(seed: int) -> tuple[TensorDataset, TensorDataset]:
+    def make(seed: int) -> tuple[InMemoryDataset, InMemoryDataset]:
         kw = {"num_classes": k, "dim": dim, "imbalance_ratio": rho, "n_max": n_max}
         kw |= {"separation": sep, "seed": seed}
         return long_tailed_gaussians(**kw), long_tailed_gaussians(split="test", **kw)
@@ -33,11 +33,11 @@ PROBLEMS: dict[str, Problem] = {
 }
 
 
-def _mlp(train: TensorDataset) -> Callable[[], torch.nn.Module]:
+def _mlp(train: InMemoryDataset) -> Callable[[], torch.nn.Module]:
     return lambda: make_model("mlp", train.num_classes, in_features=train.x.shape[1], hidden=(64,))
 
 
-def _la_error(train: TensorDataset, test: TensorDataset, seed: int) -> float:
+def _la_error(train: InMemoryDataset, test: InMemoryDataset, seed: int) -> float:
     torch.manual_seed(seed)
     model = _mlp(train)()
     fit(model, make_loss("la", class_counts=train.class_counts()), train, TRAIN, seed=seed)

@@ -106,3 +106,18 @@ def test_gradients_reach_cluster_parameters() -> None:
         assert p.grad.abs().sum() > 0
     with torch.no_grad():
         assert math.isclose(float(space.loss(logits, y, detach=True)), float(space.loss(logits, y)))
+
+
+def test_group_la_init_is_the_group_la_loss() -> None:
+    from autobalance.losses import GroupLALoss
+
+    table = torch.tensor([[220.0, 12.0], [38.0, 730.0]])
+    space = SearchSpace(table, kind="full", search=("additive", "multiplicative"), init="group_la")
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 2, generator=gen)
+    y = torch.randint(0, 2, (64,), generator=gen)
+    g = torch.randint(0, 2, (64,), generator=gen)
+    want = GroupLALoss(table)(logits, y, g)
+    torch.testing.assert_close(space.loss(logits, y, g), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="group_la"):
+        SearchSpace(table[:, 0], kind="full", init="group_la")

@@ -16,14 +16,14 @@ from torch import Tensor, nn
 
 from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, Normalize
 from autobalance.data import loader as loader_mod
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.loader import TensorLoader, device_copy
 from autobalance.train import TrainConfig, make_optimizer, make_scheduler, train_epoch
 
 
-def dataset(n: int = 40) -> TensorDataset:
+def dataset(n: int = 40) -> InMemoryDataset:
     g = torch.Generator().manual_seed(0)
-    return TensorDataset(x=torch.randn(n, 5, generator=g), y=torch.arange(n) % 3, num_classes=3)
+    return InMemoryDataset(x=torch.randn(n, 5, generator=g), y=torch.arange(n) % 3, num_classes=3)
 
 
 def one_epoch(sync: bool | None, loss_fn=None) -> tuple[object, nn.Module, list[int]]:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autobalance.config import GuardConfig, HyperConfig, SearchConfig, SpaceConfig
-from autobalance.data import TensorDataset
+from autobalance.data import InMemoryDataset
 from autobalance.hypergrad import implicit_hypergradient, neumann_solver
 from autobalance.search import AutoBalanceSearch
 from autobalance.search_space import SearchSpace
@@ -215,7 +215,7 @@ def test_engine_hyper_step_with_official_config_matches_the_official_recipe(
 ) -> None:
     gen = torch.Generator().manual_seed(1)
     x, y = _data((50, 20, 10), gen)
-    data = TensorDataset(x, y, num_classes=K)
+    data = InMemoryDataset(x, y, num_classes=K)
     cfg = SearchConfig(
         seed=0,
         val_fraction=0.2,
@@ -246,7 +246,7 @@ def test_engine_hyper_step_with_official_config_matches_the_official_recipe(
     order = draws()
     seen: list[str] = []
 
-    def fake_sample(d: TensorDataset, n: int, g: torch.Generator, balanced: bool) -> Tensor:
+    def fake_sample(d: InMemoryDataset, n: int, g: torch.Generator, balanced: bool) -> Tensor:
         seen.append("train" if d is s_tr else "val")
         return next(order)
 

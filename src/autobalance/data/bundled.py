@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 
 
 def load_digits_lt(
@@ -27,7 +27,7 @@ def load_digits_lt(
     *,
     as_images: bool = False,
     standardize: bool = True,
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(long-tailed train, balanced test) of scikit-learn's digits, deterministic in ``seed``.
 
     Features are float32 pixels (0–16), standardised per pixel with the train mean and std
@@ -65,8 +65,8 @@ def load_digits_lt(
         x = x.reshape(-1, 1, 8, 8)
     names = [str(k) for k in range(counts.size)]
 
-    def make(rows: np.ndarray, split: str) -> TensorDataset:
-        return TensorDataset(
+    def make(rows: np.ndarray, split: str) -> InMemoryDataset:
+        return InMemoryDataset(
             x=torch.from_numpy(np.ascontiguousarray(x[rows])),
             y=torch.from_numpy(y[rows]),
             num_classes=counts.size,

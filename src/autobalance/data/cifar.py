@@ -35,7 +35,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 
 CIFAR_NAMES: tuple[str, ...] = ("cifar10", "cifar100")
 
@@ -184,7 +184,7 @@ def load_cifar(
     name: str = "cifar10",
     train: bool = True,
     verify: bool = True,
-) -> TensorDataset:
+) -> InMemoryDataset:
     """CIFAR-10/100 train or test split from the official python pickles.
 
     ``x`` is uint8 (N, 3, 32, 32), ``y`` the (fine) label. With ``verify`` each known file is
@@ -212,7 +212,7 @@ def load_cifar(
         names = _load_pickle(folder / meta_file).get(meta_key)
         if isinstance(names, list) and len(names) == num_classes:
             class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    return TensorDataset(
+    return InMemoryDataset(
         x=torch.from_numpy(np.ascontiguousarray(np.concatenate(xs))),
         y=torch.from_numpy(np.concatenate(ys)),
         num_classes=num_classes,
@@ -328,7 +328,7 @@ _NPZ_KEYS = ("jpeg_train", "jpeg_train_offsets", "y_train", "jpeg_test", "jpeg_t
 
 def load_cifar10_jpeg(
     npz_path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(train, test) from the lossy-JPEG CIFAR-10 npz; decoded once, then read from the cache.
 
     The cache key is the npz's SHA-256 and size plus the Pillow version (decoders may differ by
@@ -364,7 +364,7 @@ def load_cifar10_jpeg(
                 os.replace(tmp, file)
             k = max(len(names), int(y.max()) + 1 if y.numel() else 0)
             out.append(
-                TensorDataset(
+                InMemoryDataset(
                     x=torch.from_numpy(x),
                     y=y,
                     num_classes=k,
@@ -386,7 +386,7 @@ def load_cifar_lt(
     cache_dir: str | os.PathLike[str] | None = None,
     verify: bool = True,
     n_max: int | None = None,
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(long-tailed train, balanced test) for CIFAR-10/100-LT.
 
     ``n_i = int(n_max · ρ^(−i/(K−1)))`` images of class ``i`` are kept, the first ``n_i`` of a

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autobalance.metrics import as_label_array
+from autobalance.labels import as_label_array
 from autobalance.typing import ArrayLike
 
 __all__ = ["class_counts", "class_frequencies", "group_counts"]

@@ -1,4 +1,9 @@
-"""In-memory labelled dataset: the one container every loader returns."""
+"""In-memory labelled dataset: the fast path of the engine, returned by the bundled loaders.
+
+It was called ``TensorDataset`` before 0.2, which shadowed ``torch.utils.data.TensorDataset``;
+the old name still imports, with a ``DeprecationWarning``. Any map-style torch ``Dataset``,
+numpy arrays or a pandas DataFrame go in through :func:`autobalance.data.as_dataset`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from torch import Tensor
 
 
 @dataclass
-class TensorDataset:
+class InMemoryDataset:
     """Features, labels and optional group ids held as tensors.
 
     ``x`` is float (N, ...) or uint8 images (N, C, H, W); ``y`` is int64 (N,) in [0, K);
@@ -70,10 +75,10 @@ class TensorDataset:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def subset(self, index: Tensor) -> TensorDataset:
+    def subset(self, index: Tensor) -> InMemoryDataset:
         """Rows ``index`` of this dataset, as a new dataset sharing the metadata."""
         index = torch.as_tensor(index, dtype=torch.long)
-        return TensorDataset(
+        return InMemoryDataset(
             x=self.x[index],
             y=self.y[index],
             num_classes=self.num_classes,
@@ -88,3 +93,17 @@ class TensorDataset:
     def class_counts(self) -> Tensor:
         """Samples per class, int64 (K,)."""
         return torch.bincount(self.y, minlength=self.num_classes)
+
+
+def __getattr__(name: str) -> object:
+    if name == "TensorDataset":
+        import warnings
+
+        warnings.warn(
+            "autobalance.data.TensorDataset is now InMemoryDataset (it shadowed "
+            "torch.utils.data.TensorDataset); the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return InMemoryDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

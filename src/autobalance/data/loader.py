@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
+from autobalance.distributed import shard_order
 from autobalance.typing import Device
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
@@ -73,9 +74,9 @@ def _resident(t: Tensor, device: torch.device) -> Tensor:
 
 
 class TensorLoader:
-    """Iterate ``(x, y, groups_or_None)`` batches of a :class:`TensorDataset` or tensor tuple.
+    """Iterate ``(x, y, groups_or_None)`` batches of a :class:`InMemoryDataset` or tensor tuple.
 
-    ``dataset_or_tensors`` is a ``TensorDataset`` or ``(x, y)`` / ``(x, y, groups)``. Tensors up
+    ``dataset_or_tensors`` is a ``InMemoryDataset`` or ``(x, y)`` / ``(x, y, groups)``. Tensors up
     to ``DEVICE_RESIDENT_MAX_BYTES`` are copied to ``device`` once (``device_copy``) and batches
     are gathered there with ``index_select``; a larger tensor is gathered on its own device and
     each batch moved (non-blocking from pinned memory when the target is CUDA). A loop that
@@ -85,14 +86,16 @@ class TensorLoader:
 
     def __init__(
         self,
-        dataset_or_tensors: TensorDataset | Sequence[Tensor],
+        dataset_or_tensors: InMemoryDataset | Sequence[Tensor],
         batch_size: int,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
         device: Device = "cpu",
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        if isinstance(dataset_or_tensors, TensorDataset):
+        if isinstance(dataset_or_tensors, InMemoryDataset):
             x, y, g = dataset_or_tensors.x, dataset_or_tensors.y, dataset_or_tensors.groups
         else:
             tensors = tuple(dataset_or_tensors)
@@ -113,9 +116,18 @@ class TensorLoader:
         self.seed = int(seed)
         self.epoch = 0
         self.batch_index = 0  # next batch of the current epoch
+        if not 0 <= int(rank) < int(world):
+            raise ValueError(f"rank must lie in [0, world), got rank {rank} of {world}")
+        self.rank, self.world = int(rank), int(world)  # this process's share (torchrun)
 
     @property
     def num_samples(self) -> int:
+        """Rows this process visits per epoch: N, or ⌈N / W⌉ for one of W ranks."""
+        return -(-self.total_samples // self.world)
+
+    @property
+    def total_samples(self) -> int:
+        """N, the rows of the data."""
         return int(self.x.shape[0])
 
     def __len__(self) -> int:
@@ -128,12 +140,15 @@ class TensorLoader:
         self.batch_index = 0
 
     def order(self, epoch: int | None = None) -> Tensor:
-        """Row order of ``epoch`` (default: the current one), int64 (N,)."""
+        """Row order of ``epoch`` (default: the current one), int64 (N,); with W ranks, this
+        rank's share of it (:func:`autobalance.distributed.shard_order`)."""
         e = self.epoch if epoch is None else int(epoch)
         if not self.shuffle:
-            return torch.arange(self.num_samples)
-        gen = torch.Generator().manual_seed(self.seed + e)
-        return torch.randperm(self.num_samples, generator=gen)
+            full = torch.arange(self.total_samples)
+        else:
+            gen = torch.Generator().manual_seed(self.seed + e)
+            full = torch.randperm(self.total_samples, generator=gen)
+        return shard_order(full, self.rank, self.world)
 
     def _take(self, t: Tensor, idx: Tensor) -> Tensor:
         out = t.index_select(0, idx.to(t.device))

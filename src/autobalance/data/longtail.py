@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from autobalance.data.counts import class_counts
-from autobalance.metrics import as_label_array
+from autobalance.labels import as_label_array
 from autobalance.typing import ArrayLike
 
 __all__ = ["PROFILES", "long_tail_counts", "make_long_tailed"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from autobalance.data.counts import class_counts
-from autobalance.metrics import as_label_array
+from autobalance.labels import as_label_array
 from autobalance.typing import ArrayLike
 
 __all__ = ["stratified_split"]

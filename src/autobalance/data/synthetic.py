@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.longtail import long_tail_counts
 
 __all__ = [
@@ -74,7 +74,7 @@ def long_tailed_gaussians(
     split: str = "train",
     n_test_per_class: int = 200,
     profile: str = "exp",
-) -> TensorDataset:
+) -> InMemoryDataset:
     """Long-tailed Gaussian mixture: ``x | y=k ~ N(μ_k, I_d)``, float32 features.
 
     Means ``μ_k = separation · u_k`` with ``u_k`` random unit vectors (fixed by ``seed`` across
@@ -99,7 +99,7 @@ def long_tailed_gaussians(
     y = np.repeat(np.arange(num_classes), counts)
     x = means[y] + rng.standard_normal((y.size, dim))
     perm = rng.permutation(y.size)
-    return TensorDataset(
+    return InMemoryDataset(
         x=torch.from_numpy(x[perm]).float(),
         y=torch.from_numpy(y[perm]).long(),
         num_classes=num_classes,
@@ -119,7 +119,7 @@ def waterbirds_like_features(
     core_strength: float = 2.0,
     spurious_dim: int = 32,
     spurious_strength: float = 4.0,
-) -> TensorDataset:
+) -> InMemoryDataset:
     """Waterbirds-like features with a core class signal and a spurious group signal.
 
     Labels ``y ∈ {0, 1}`` and groups ``g ∈ {0, 1}``; the ``"train"`` split has ``n`` samples
@@ -161,7 +161,7 @@ def waterbirds_like_features(
         + rng.standard_normal((cell.size, dim))
     )
     perm = rng.permutation(cell.size)
-    return TensorDataset(
+    return InMemoryDataset(
         x=torch.from_numpy(x[perm]).float(),
         y=torch.from_numpy(y[perm]).long(),
         num_classes=2,

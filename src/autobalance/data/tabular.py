@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 
 Table = dict[str, np.ndarray]
 
@@ -134,8 +134,8 @@ def _dataset(
     group_names: list[str],
     class_names: list[str],
     name: str,
-) -> TensorDataset:
-    return TensorDataset(
+) -> InMemoryDataset:
+    return InMemoryDataset(
         x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
         y=torch.from_numpy(y.astype(np.int64)),
         num_classes=len(class_names),
@@ -173,7 +173,7 @@ def read_adult_file(path: str | os.PathLike[str]) -> Table:
 
 def load_adult(
     root: str | os.PathLike[str], *, group_as_feature: bool = False
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(train, test) of UCI Adult: label 1 ⇔ income > 50K, group 0 Female / 1 Male."""
     root = Path(root).expanduser()
     _require(root, ("adult.data", "adult.test"), "UCI Adult")
@@ -256,7 +256,7 @@ def load_compas(
     test_fraction: float = 0.2,
     seed: int = 0,
     group_as_feature: bool = False,
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset]:
     """(train, test) of ProPublica COMPAS: label ``two_year_recid``, group = race.
 
     ``races`` keeps those races, group ``j`` = ``races[j]`` (default African-American 0,
@@ -334,7 +334,7 @@ def load_celeba_attributes(
     target: str = "Blond_Hair",
     group: str = "Male",
     group_as_feature: bool = False,
-) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset, InMemoryDataset]:
     """(train, val, test) of CelebA attributes on the official partition 0/1/2.
 
     Label 1 ⇔ ``target`` = +1; group 1 ⇔ ``group`` = +1 (group names ``not_<group>``, ``group``);

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autobalance.data.dataset import TensorDataset
+from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.imagenet_lt import ImageListDataset
 
 WATERBIRDS_SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -115,7 +115,7 @@ def _load_features(path: Path) -> np.ndarray:
 
 def load_waterbirds_features(
     metadata: str | os.PathLike[str], features: str | os.PathLike[str]
-) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+) -> tuple[InMemoryDataset, InMemoryDataset, InMemoryDataset]:
     """(train, val, test) of precomputed features, row ``i`` aligned with metadata row ``i``.
 
     ``x`` float32 (N, D) (e.g. D = 512 for a ResNet-18 embedding), ``y`` bird type, ``groups`` the
@@ -131,7 +131,7 @@ def load_waterbirds_features(
     for split in WATERBIRDS_SPLITS:
         keep = _split_mask(meta, split)
         out.append(
-            TensorDataset(
+            InMemoryDataset(
                 x=torch.from_numpy(np.ascontiguousarray(feats[keep])),
                 y=torch.from_numpy(meta["y"][keep]),
                 num_classes=2,

@@ -16,7 +16,7 @@ tensors shaped like θ; the damping δ ≥ 0 regularises a Hessian that is not p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -63,6 +63,7 @@ def implicit_hypergradient(
     solver: Solver | None = None,
     train_grads: Sequence[Tensor] | None = None,
     on_nonfinite: str = "raise",
+    reduce: Callable[[TensorTuple], TensorTuple] | None = None,
 ) -> TensorTuple:
     """Return dL_val/dα = ∂L_val/∂α − (∂²L_train/∂α∂θ)(∂²L_train/∂θ² + δI)⁻¹ ∇_θ L_val.
 
@@ -90,6 +91,10 @@ def implicit_hypergradient(
         on_nonfinite: "raise" (default) raises :class:`NonFiniteHypergradient` when the
             hypergradient or the solve is not finite; "return" returns the tensors as they are,
             for the caller to check with :func:`hypergradient_is_finite`.
+        reduce: combines a tuple across processes (``autobalance.distributed.all_reduce_mean``
+            under ``torchrun``); applied to ∇_θ L_val with ∂L_val/∂α, to every Hessian-vector
+            product and to the mixed product, so that each process's losses on its share of the
+            batches give the hypergradient of their mean.
 
     Returns:
         A tuple of detached tensors shaped like ``hparams``.
@@ -106,12 +111,19 @@ def implicit_hypergradient(
     grads = _train_gradients(train_loss, params, train_grads)
     # b = ∇_θ L_val and the direct term ∂L_val/∂α, in one backward pass.
     val_grads = vjp_or_zeros((val_loss,), params + hparams, (torch.ones_like(val_loss),))
+    if reduce is not None:
+        val_grads = reduce(detach(val_grads))
     b, direct = detach(val_grads[: len(params)]), detach(val_grads[len(params) :])
 
     # v = (H + δI)⁻¹ ∇_θ L_val
-    v = tuple(solver(make_hvp(grads, params, damping=damping), b))
+    hvp = make_hvp(grads, params, damping=damping)
+    matvec = hvp if reduce is None else (lambda u: reduce(hvp(u)))
+    v = tuple(solver(matvec, b))
     # dL_val/dα = ∂L_val/∂α − (∂²L_train/∂α∂θ) v
-    hypergradient = sub(direct, mixed_vjp(grads, hparams, v))
+    mixed = mixed_vjp(grads, hparams, v)
+    if reduce is not None:
+        mixed = reduce(mixed)
+    hypergradient = sub(direct, mixed)
 
     if on_nonfinite == "raise" and not (
         hypergradient_is_finite(hypergradient) and hypergradient_is_finite(v)
