@@ -698,10 +698,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``autobalance reproduce NAME``: a table or figure of the paper, ours next to the paper's."""
     from autobalance.reproduce import (
-        describe_plan,
         list_reproductions,
         make_plan,
-        run_reproduction,
     )
 
     if args.name is None:
@@ -718,6 +716,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         argv=getattr(args, "argv", []),
     )
+    return _run_plan(args, plan)
+
+
+def _run_plan(args: argparse.Namespace, plan: Any) -> int:
+    """``--dry-run``: print the plan; else print it and run it (``reproduce`` and ``sweep``)."""
+    from autobalance.reproduce import describe_plan, run_reproduction
+
     if args.dry_run:
         print(describe_plan(plan), end="")
         return 0
@@ -727,7 +732,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from autobalance.reproduce import describe_plan, run_reproduction
     from autobalance.sweep import make_sweep_plan
 
     if args.preset is None and args.config is None:
@@ -747,12 +751,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out=args.out,
         argv=getattr(args, "argv", []),
     )
-    if args.dry_run:
-        print(describe_plan(plan), end="")
-        return 0
-    _say(args, describe_plan(plan).rstrip())
-    run_reproduction(plan, quiet=args.quiet)
-    return 0
+    return _run_plan(args, plan)
 
 
 # ---------------------------------------------------------------------- parser

@@ -73,7 +73,73 @@ def _resident(t: Tensor, device: torch.device) -> Tensor:
     return device_copy(t, device)
 
 
-class TensorLoader:
+class EpochOrder:
+    """The seeded, resumable epoch order shared by :class:`TensorLoader` and
+    :class:`~autobalance.data.streaming.StreamLoader`.
+
+    Epoch e visits ``randperm(N)`` from a generator seeded with ``seed + e`` (``0..N−1`` without
+    shuffling), in slices of ``batch_size``; with ``world`` > 1 processes, rank ``rank`` takes its
+    share of that order (:func:`autobalance.distributed.shard_order`). ``batch_index`` is the next
+    batch of the current epoch, so ``state_dict()`` taken mid-epoch resumes at the next batch.
+    Subclasses give ``total_samples`` (N) and iterate.
+    """
+
+    def _init_order(
+        self, batch_size: int, shuffle: bool, drop_last: bool, seed: int, rank: int, world: int
+    ) -> None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if not 0 <= int(rank) < int(world):
+            raise ValueError(f"rank must lie in [0, world), got rank {rank} of {world}")
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.batch_index = 0  # next batch of the current epoch
+        self.rank, self.world = int(rank), int(world)  # this process's share (torchrun)
+
+    @property
+    def total_samples(self) -> int:
+        """N, the rows of the data."""
+        raise NotImplementedError
+
+    @property
+    def num_samples(self) -> int:
+        """Rows this process visits per epoch: N, or ⌈N / W⌉ for one of W ranks."""
+        return -(-self.total_samples // self.world)
+
+    def __len__(self) -> int:
+        n, b = self.num_samples, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` from its first batch; its order is seeded with ``seed + epoch``."""
+        self.epoch = int(epoch)
+        self.batch_index = 0
+
+    def order(self, epoch: int | None = None) -> Tensor:
+        """Row order of ``epoch`` (default: the current one), int64 (N,); with W ranks, this
+        rank's share of it (:func:`autobalance.distributed.shard_order`)."""
+        e = self.epoch if epoch is None else int(epoch)
+        if not self.shuffle:
+            full = torch.arange(self.total_samples)
+        else:
+            gen = torch.Generator().manual_seed(self.seed + e)
+            full = torch.randperm(self.total_samples, generator=gen)
+        return shard_order(full, self.rank, self.world)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "batch_index", "seed"}``: enough to resume at the next batch."""
+        return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self.batch_index = int(state["batch_index"])
+
+
+class TensorLoader(EpochOrder):
     """Iterate ``(x, y, groups_or_None)`` batches of a :class:`InMemoryDataset` or tensor tuple.
 
     ``dataset_or_tensors`` is a ``InMemoryDataset`` or ``(x, y)`` / ``(x, y, groups)``. Tensors up
@@ -105,50 +171,15 @@ class TensorLoader:
             g = tensors[2] if len(tensors) == 3 else None
         if any(t.shape[0] != x.shape[0] for t in (y, g) if t is not None):
             raise ValueError("x, y and groups must have the same number of rows")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self._init_order(batch_size, shuffle, drop_last, seed, rank, world)
         self.device = torch.device(device)
         self.x, self.y = _resident(x, self.device), _resident(y, self.device)
         self.groups = None if g is None else _resident(g, self.device)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.seed = int(seed)
-        self.epoch = 0
-        self.batch_index = 0  # next batch of the current epoch
-        if not 0 <= int(rank) < int(world):
-            raise ValueError(f"rank must lie in [0, world), got rank {rank} of {world}")
-        self.rank, self.world = int(rank), int(world)  # this process's share (torchrun)
-
-    @property
-    def num_samples(self) -> int:
-        """Rows this process visits per epoch: N, or ⌈N / W⌉ for one of W ranks."""
-        return -(-self.total_samples // self.world)
 
     @property
     def total_samples(self) -> int:
         """N, the rows of the data."""
         return int(self.x.shape[0])
-
-    def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` from its first batch; its order is seeded with ``seed + epoch``."""
-        self.epoch = int(epoch)
-        self.batch_index = 0
-
-    def order(self, epoch: int | None = None) -> Tensor:
-        """Row order of ``epoch`` (default: the current one), int64 (N,); with W ranks, this
-        rank's share of it (:func:`autobalance.distributed.shard_order`)."""
-        e = self.epoch if epoch is None else int(epoch)
-        if not self.shuffle:
-            full = torch.arange(self.total_samples)
-        else:
-            gen = torch.Generator().manual_seed(self.seed + e)
-            full = torch.randperm(self.total_samples, generator=gen)
-        return shard_order(full, self.rank, self.world)
 
     def _take(self, t: Tensor, idx: Tensor) -> Tensor:
         out = t.index_select(0, idx.to(t.device))
@@ -169,15 +200,6 @@ class TensorLoader:
             yield self._take(self.x, idx), self._take(self.y, idx), g
         self.set_epoch(self.epoch + 1)
 
-    def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "batch_index", "seed"}``: enough to resume at the next batch."""
-        return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self.batch_index = int(state["batch_index"])
-
 
 def infinite(loader: TensorLoader) -> Iterator[Batch]:
     """Batches forever, epoch after epoch (each pass draws the next epoch's order)."""
@@ -187,4 +209,11 @@ def infinite(loader: TensorLoader) -> Iterator[Batch]:
         yield from loader
 
 
-__all__ = ["DEVICE_RESIDENT_MAX_BYTES", "Batch", "TensorLoader", "device_copy", "infinite"]
+__all__ = [
+    "DEVICE_RESIDENT_MAX_BYTES",
+    "Batch",
+    "EpochOrder",
+    "TensorLoader",
+    "device_copy",
+    "infinite",
+]

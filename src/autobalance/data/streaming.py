@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from autobalance.distributed import shard_order
+from autobalance.data.loader import EpochOrder
 from autobalance.labels import label_tensor
 from autobalance.typing import Device
 
@@ -234,11 +234,11 @@ class _WorkerSeed:
         torch.manual_seed((self.seed * 1_000_003 + worker + 1) % (2**63 - 1))
 
 
-class StreamLoader:
+class StreamLoader(EpochOrder):
     """:class:`~autobalance.data.loader.TensorLoader`'s interface over a
-    :class:`StreamingDataset`: the same epoch orders (``randperm`` seeded with ``seed + e``),
-    resumable mid-epoch, with ``DataLoader`` workers doing the loading. Batches go to ``device``
-    (non-blocking from pinned memory on CUDA)."""
+    :class:`StreamingDataset`: the same epoch orders (:class:`EpochOrder`: ``randperm`` seeded
+    with ``seed + e``), resumable mid-epoch, with ``DataLoader`` workers doing the loading.
+    Batches go to ``device`` (non-blocking from pinned memory on CUDA)."""
 
     def __init__(
         self,
@@ -251,49 +251,14 @@ class StreamLoader:
         rank: int = 0,
         world: int = 1,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self._init_order(batch_size, shuffle, drop_last, seed, rank, world)
         self.data = data
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.seed = int(seed)
         self.device = torch.device(device)
-        self.epoch = 0
-        self.batch_index = 0
-        if not 0 <= int(rank) < int(world):
-            raise ValueError(f"rank must lie in [0, world), got rank {rank} of {world}")
-        self.rank, self.world = int(rank), int(world)  # this process's share (torchrun)
-
-    @property
-    def num_samples(self) -> int:
-        """Rows this process visits per epoch: N, or ⌈N / W⌉ for one of W ranks."""
-        return -(-self.total_samples // self.world)
 
     @property
     def total_samples(self) -> int:
         """N, the rows of the data."""
         return len(self.data)
-
-    def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` from its first batch."""
-        self.epoch = int(epoch)
-        self.batch_index = 0
-
-    def order(self, epoch: int | None = None) -> Tensor:
-        """Row order of ``epoch`` (default: the current one), int64 (N,); with W ranks, this
-        rank's share of it (:func:`autobalance.distributed.shard_order`)."""
-        e = self.epoch if epoch is None else int(epoch)
-        if not self.shuffle:
-            full = torch.arange(self.total_samples)
-        else:
-            gen = torch.Generator().manual_seed(self.seed + e)
-            full = torch.randperm(self.total_samples, generator=gen)
-        return shard_order(full, self.rank, self.world)
 
     def __iter__(self) -> Iterator[Batch]:
         perm = self.order()
@@ -315,15 +280,6 @@ class StreamLoader:
         if self.device.type == "cuda" and t.device.type == "cpu":
             return t.to(self.device, non_blocking=t.is_pinned())
         return t.to(self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "batch_index", "seed"}``: enough to resume at the next batch."""
-        return {"epoch": self.epoch, "batch_index": self.batch_index, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self.batch_index = int(state["batch_index"])
 
 
 __all__ = ["StreamLoader", "StreamingDataset", "read_labels"]
