@@ -19,6 +19,9 @@
   is a per-sample mean (CE) and shares of equal size this is the one-process hypergradient of the
   whole batch; for the class-balanced objectives it is the mean of the shards' objectives, a
   close estimate (per-class means are taken per shard);
+- **evaluation**: each rank predicts its share of the rows (positions r, r + W, …) and the
+  predictions are all-gathered, so every rank computes the same metrics (and the guard takes
+  the same decisions) at 1/W of the cost;
 - **files**: rank 0 writes the run directory and the checkpoints; every rank resumes from them.
 
 BatchNorm statistics stay per rank (as in plain DDP); ``model.sync_batchnorm`` is not offered.
@@ -156,6 +159,25 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
+def gather_shares(local: Tensor, n: int) -> Tensor:
+    """The full (n,) tensor from each rank's share: rank r holds the entries at positions
+    r, r + W, … (:func:`share`); the shares are padded to ⌈n / W⌉, all-gathered and interleaved
+    back. ``local`` itself without a process group."""
+    d = info()
+    if not d.active:
+        return local
+    m = -(-n // d.world)
+    padded = torch.full((m, *local.shape[1:]), -1, dtype=local.dtype, device=local.device)
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(d.world)]
+    dist.all_gather(parts, padded)
+    out = torch.empty((n, *local.shape[1:]), dtype=local.dtype, device=local.device)
+    for r, part in enumerate(parts):
+        count = len(range(r, n, d.world))
+        out[r :: d.world] = part[:count]
+    return out
+
+
 def barrier() -> None:
     """Wait for every rank (a no-op without a process group)."""
     if info().active:
@@ -167,6 +189,7 @@ __all__ = [
     "all_reduce_mean",
     "barrier",
     "broadcast_object",
+    "gather_shares",
     "info",
     "init_from_env",
     "launched_by_torchrun",

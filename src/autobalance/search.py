@@ -542,6 +542,7 @@ class AutoBalanceSearch:
             batch_size=self.cfg.train.eval_batch_size,
             transform=self.eval_transform,
             device=self.device,
+            sharded=True,
         )
         return guard_score(metrics, self.cfg.objective, self.cfg.objective_lam)
 

@@ -293,14 +293,27 @@ def evaluate(
     batch_size: int = 1024,
     transform: Transform = identity_transform,
     device: torch.device | str = "cpu",
+    sharded: bool = False,
 ) -> dict[str, Any]:
-    """All applicable metrics of ``model`` on ``data`` (argmax of raw logits)."""
-    if isinstance(data, StreamingDataset):
+    """All applicable metrics of ``model`` on ``data`` (argmax of raw logits).
+
+    ``sharded`` (for calls that every torchrun rank makes in step: the training loop's epoch
+    evaluations, the guard's scores): each rank predicts its share of the rows and the
+    predictions are all-gathered. A call made by one rank alone must leave it False."""
+    d = distributed.info()
+    part = data
+    if sharded and d.active:
+        part = data.subset(distributed.share(torch.arange(len(data))))
+    if isinstance(part, StreamingDataset):
         pred = predict_stream(
-            model, data, batch_size=batch_size, transform=transform, device=device
+            model, part, batch_size=batch_size, transform=transform, device=device
         )
     else:
-        pred = predict(model, data.x, batch_size=batch_size, transform=transform, device=device)
+        pred = predict(model, part.x, batch_size=batch_size, transform=transform, device=device)
+    if sharded and d.active:
+        dev = next(iter(model.parameters()), torch.empty(0)).device
+        gathered = distributed.gather_shares(pred.to(dev), len(data)).cpu()
+        pred = gathered
     return evaluate_predictions(
         data.y,
         pred,
@@ -605,6 +618,7 @@ def run_epochs(
                     batch_size=cfg.eval_batch_size,
                     transform=eval_transform,
                     device=device,
+                    sharded=True,
                 )
                 record.update({f"{name}/{k}": v for k, v in m.items()})
         if epoch_extra is not None:
