@@ -10,7 +10,7 @@ Protocols (../shared/PROTOCOLS.md; exact settings in ``PROTOCOLS`` below and ben
 - ``pda`` (B1-PDA, ``b1_pda``): the paper's Table 2 analogue at a reduced budget: B1-fit's data
   and model (n_max=500, ResNet-8, no fixed crop/flip) at E=40, one hyper-step per epoch;
   methods ``autobalance+single_policy``, ``+pda``, ``+dl``, ``+pda_dl`` (and ``ce`` for the
-  time ratio).
+  time ratio, ``fixed_policy`` as the control: the policy rows' init loss and policy, unsearched).
 
 The data are the LOSSY-JPEG CIFAR-10 copy in ``../shared/data`` (relative comparisons only).
 
@@ -36,8 +36,22 @@ from typing import Any
 
 import torch
 
-from autobalance import SearchConfig, evaluate, fit, make_loss, make_model, search
-from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, make_image_transform
+from autobalance import (
+    SearchConfig,
+    evaluate,
+    fit,
+    loss_from_alpha,
+    make_loss,
+    make_model,
+    search,
+)
+from autobalance.augment import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    as_batch_augment,
+    build_policy,
+    make_image_transform,
+)
 from autobalance.config import apply_overrides, from_dict, to_dict
 from autobalance.data import load_cifar_lt
 from autobalance.losses import set_value_checks
@@ -215,6 +229,27 @@ def run_one(
                 (h.get("policy_hypergrad_norm", 0.0) for h in res.hyper_steps), default=None
             ),
         }
+    elif method == "fixed_policy":
+        # control of the policy rows (issue 12): their init, never searched. The balanced-init
+        # loss (space.init=balanced) and the initial policy (every cluster's is the same, so one
+        # policy) on all of S, by fit: the retrain of a policy row whose α* stayed at α₀.
+        cfg = method_config(base, "autobalance+single_policy", seed, device, sets)
+        space = cfg.space.build(train.class_counts())
+        policy = build_policy(cfg.augment, space.clusters, transform=tf_train)
+        torch.manual_seed(seed)
+        model = make_model(protocol.arch, 10)
+        hist = fit(
+            model,
+            loss_from_alpha(space.effective()),
+            train,
+            tc,
+            seed=seed,
+            transform=tf_train,
+            eval_transform=tf_eval,
+            device=device,
+            augment=as_batch_augment(None if policy is None else policy.to(device)),
+        )
+        extra = {"final_train_acc": hist[-1]["train_acc"], "policy": policy and policy.to_dict()}
     else:
         name, _, opt = method.partition("+")
         if name not in BASELINES or (opt and not opt.startswith("tau=")):
