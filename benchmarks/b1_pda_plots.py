@@ -25,6 +25,7 @@ METHODS = (
     "autobalance+pda",
     "autobalance+dl",
     "autobalance+pda_dl",
+    "fixed_policy",
 )
 LABELS = {
     "ce": "CE",
@@ -32,6 +33,7 @@ LABELS = {
     "autobalance+pda": "PDA",
     "autobalance+dl": "Δ&l",
     "autobalance+pda_dl": "PDA + Δ&l",
+    "fixed_policy": "init policy,\nno search",
 }
 POLICY_ROWS = ("autobalance+single_policy", "autobalance+pda", "autobalance+pda_dl")
 
