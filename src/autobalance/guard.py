@@ -364,7 +364,8 @@ class ReferenceTrajectory:
         """``rebuild(model)`` makes the (optimizer, scheduler) pair of the search's θ."""
         self.model = copy.deepcopy(model)
         self.optimizer, self.scheduler = rebuild(self.model)
-        self.optimizer.load_state_dict(optimizer.state_dict())
+        # a deep copy: load_state_dict would share the search's momentum buffers
+        self.optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
         self.scheduler.load_state_dict(scheduler.state_dict())
         self.loss = loss
 
