@@ -288,30 +288,39 @@ class GuardConfig(StrictConfig):
 class AugmentConfig(StrictConfig):
     """Learned augmentation policies that join α (AutoBalance §2, PDA; Lemma 2; Table 2).
 
-    ``kind``: ``none`` (default: no policy, the search is unchanged), ``pda`` (one image policy
-    per D_π cluster of the loss, or per class with ``per: class``), ``single`` (one policy for
-    all classes, the MADAO-like baseline) or ``spherical`` (x + ε_y·u, u uniform in the unit ℓ2
-    ball; any input). See :mod:`autobalance.augment.policy` and :mod:`~.spherical`.
+    The training loss becomes ℓ(y, f(A_y(x)); α) with a policy A_y per class cluster, and the
+    policy parameters φ are updated by the same hypergradient as (l, Δ). See
+    :mod:`autobalance.augment.policy` and :mod:`~.spherical`.
 
-    Image policies: ``ops`` (from :data:`autobalance.augment.ops.OPS`, applied in order),
-    initial probability ``init_prob`` and magnitude ``init_magnitude`` (fraction of each
-    operation's maximum), both in (0, 1); ``temperature`` τ > 0 of the relaxed Bernoulli gates;
-    ``gate``: how the hyper-step's training batch is sampled, ``straight_through`` (hard gates
-    forward, the relaxed gates' gradient backward: the batch has the θ-steps' distribution) or
-    ``relaxed`` (soft gates). Spherical: initial radius ``radius`` in (0, ``max_radius``).
+    - ``kind``: ``none`` (default: no policy, the search is unchanged), ``pda`` (one image
+      policy per D_π cluster of the loss), ``single`` (one policy for all classes, the
+      MADAO-like baseline) or ``spherical`` (x + ε_y·u, u uniform in the unit ℓ2 ball; any
+      input, images, features or tables).
+    - ``per``: ``cluster`` (the loss's D_π clusters) or ``class`` (one policy per class).
+    - ``ops``: the image operations of a policy, applied in order, from
+      :data:`autobalance.augment.ops.OPS`.
+    - ``init_prob``: initial application probability of every operation, in (0, 1).
+    - ``init_magnitude``: initial magnitude, as a fraction of each operation's maximum, in (0, 1).
+    - ``temperature``: τ > 0 of the relaxed Bernoulli gates.
+    - ``gate``: how the hyper-step's training batch is sampled, ``straight_through`` (hard gates
+      forward, the relaxed gates' gradient backward: the batch has the θ-steps' distribution) or
+      ``relaxed`` (soft gates).
+    - ``radius``: spherical augmentation's initial radius ε, below the largest radius.
+    - ``max_radius``: the largest radius ε_max of the spherical policy (ε = ε_max·σ(r), so a
+      learned radius stays in (0, ε_max)).
+    - ``hypergrad``: ``implicit`` (default) differentiates L_val through the training loss with
+      the same implicit-function-theorem solve as l and Δ (one shared v = H⁻¹∇θL_val, so the
+      policy costs one more mixed product, no extra Hessian work); ``unrolled`` uses one
+      unrolled SGD step, dL_val(θ − η∇θL_train)/dφ ≈ −η·∂²L_train/∂φ∂θ·∇θL_val with η the
+      current θ learning rate (DARTS/DADA's first-order form: the implicit one with H⁻¹
+      replaced by ηI); it skips the Neumann solve only when the loss is not searched.
+    - ``lr``: learning rate of the policy parameters (null: ``alpha.lr``); the rest of the α
+      optimiser (momentum, weight decay toward the init, schedule) is shared.
+    - ``search_loss``: ``false`` keeps the loss at its init (``space.init``) and searches the
+      policy only (Table 2's "PDA" and single-policy rows).
 
-    ``hypergrad``: ``implicit`` (default) differentiates L_val through the training loss with
-    the same implicit-function-theorem solve as l and Δ (one shared v = H⁻¹∇θL_val, so the
-    policy costs one more mixed product, no extra Hessian work); ``unrolled`` uses one unrolled
-    SGD step instead, dL_val(θ − η∇θL_train)/dφ ≈ −η·∂²L_train/∂φ∂θ·∇θL_val with η the current θ
-    learning rate (DARTS/DADA's first-order form; the implicit one with H⁻¹ replaced by ηI). It
-    skips the Neumann solve only when the loss is not searched (``search_loss: false``).
-
-    ``lr``: learning rate of the policy parameters (default: ``alpha.lr``); the rest of the
-    α optimiser (momentum, weight decay toward the init, schedule) is shared.
-    ``search_loss: false`` keeps the loss at its init (``space.init``) and searches the policy
-    only (Table 2's "PDA" and single-policy rows). The policy needs ``hyper.scope: full`` (the
-    head scope holds the features constant, so no gradient would reach the policy).
+    A policy needs ``hyper.scope: full`` (the head scope holds the features constant, so no
+    gradient would reach it).
     """
 
     SECTION: ClassVar[str] = "augment."

@@ -16,11 +16,7 @@ from autobalance import AutoBalanceSearch, SearchConfig, make_model, search
 from autobalance.augment import ImagePolicy, SphericalPolicy, make_image_transform
 from autobalance.cli import main
 from autobalance.config import apply_overrides, from_dict
-
-try:  # the in-memory dataset class was TensorDataset before the 0.2 data path
-    from autobalance.data import InMemoryDataset
-except ImportError:  # pragma: no cover - older tree
-    from autobalance.data import TensorDataset as InMemoryDataset  # type: ignore[attr-defined]
+from autobalance.data import InMemoryDataset
 
 TINY = [
     "train.epochs=2",
