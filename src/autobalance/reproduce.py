@@ -345,10 +345,11 @@ def make_plan(
 
 
 def estimated_epochs(cfg: ExperimentConfig, method: str) -> int:
-    """Training epochs of one run: E for a baseline; E (warm-up + search) + retrain epochs for
-    AutoBalance (Algorithm 1: search, then retrain on all of S with α* frozen)."""
+    """Training epochs of one run: the final model's schedule (``retrain_train``, else ``train``)
+    for a baseline; E (warm-up + search) + retrain epochs for AutoBalance (Algorithm 1: search,
+    then retrain on all of S with α* frozen)."""
     if not is_search(method):
-        return cfg.search.train.epochs
+        return cfg.search.retrain_config().epochs
     retrain = cfg.search.retrain_config().epochs if cfg.search.retrain else 0
     return cfg.search.train.epochs + retrain
 

@@ -709,6 +709,8 @@ def run_train(
     augment: Any = None,
 ) -> dict[str, Any]:
     """Train one model with a fixed ``loss`` (``train.fit``) into ``run``; returns the summary.
+    The schedule is the final model's, ``search.retrain_train`` when set (else ``search.train``),
+    as in the search's retrain phase.
     ``augment``: a learned augmentation policy (``autobalance.augment``) applied, frozen, to
     every training batch after the experiment's transform.
 
@@ -737,7 +739,9 @@ def _run_train(
     torch.manual_seed(cfg.search.seed)  # same initial θ as the search's models
     model = exp.model_fn().to(device)
     eval_sets = {"train": exp.train, "test": exp.test} if cfg.eval_train else {"test": exp.test}
-    train_cfg = cfg.search.train
+    # a fixed loss trains the final model, like the search's retrain phase: same schedule, so
+    # that a baseline and AutoBalance's retrained model are compared at equal budget
+    train_cfg = cfg.search.retrain_config()
     plan_progress(
         callbacks or [], {"train": train_cfg.epochs * train_cfg.steps_per_epoch(len(exp.train))}
     )
@@ -746,7 +750,7 @@ def _run_train(
         model,
         loss,
         exp.train,
-        cfg.search.train,
+        train_cfg,
         seed=cfg.search.seed,
         eval_sets=eval_sets,
         transform=exp.transform,

@@ -144,6 +144,17 @@ def test_train_with_a_baseline_and_with_the_learned_alpha(
     )
 
 
+def test_a_fixed_loss_trains_on_the_final_models_schedule(tmp_path: Path) -> None:
+    """With ``search.retrain_train`` set (the paper presets), `train` uses it, as the search's
+    retrain phase does, so that a baseline and AutoBalance's final model get the same budget."""
+    out = tmp_path / "final-schedule"
+    extra = ["search.retrain_train={epochs: 3, batch_size: 16, warmup_epochs: 0}"]
+    args = ["train", "--loss", "la", *tiny_args(out)]
+    args[args.index("--out") : args.index("--out")] = extra
+    assert main(args) == 0
+    assert len(read_jsonl(out / "metrics.jsonl")) == 3  # not search.train's 2
+
+
 def test_compare_table_and_pareto_plot(
     search_run: Path, train_run: Path, tmp_path: Path, capsys
 ) -> None:

@@ -169,8 +169,9 @@ def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     text = capsys.readouterr().out
     assert "preset 'cifar10-lt'" in text and "model resnet32" in text
-    # (5 baselines x 300 + 5 searches x (300 search + 200 retrain)) x 3 seeds
-    assert "total: 12000 epochs" in text
+    # (5 baselines x 200 (the final model's schedule, retrain_train) + 5 searches x
+    # (300 search + 200 retrain)) x 3 seeds
+    assert "total: 10500 epochs" in text
     assert "lossy" not in text
 
 

@@ -244,16 +244,18 @@ def dataset_identity(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def budget_identity(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     """The training budget of a run: model (name and options), epochs of ``search.train`` and,
-    for a search that retrains, of the retrain."""
+    for a search that retrains, of the retrain; a fixed loss trains on the final model's
+    schedule (``retrain_train`` when set, as ``run_train`` does)."""
     search = config.get("search") or {}
     model = config.get("model") or {}
+    final = search.get("retrain_train") or search.get("train") or {}
+    searched = method == "autobalance"
     out: dict[str, Any] = {
         "model": {k: v for k, v in model.items() if v not in (None, {}, [])},
-        "epochs": (search.get("train") or {}).get("epochs"),
+        "epochs": (search.get("train") or {}).get("epochs") if searched else final.get("epochs"),
     }
-    if method == "autobalance" and search.get("retrain", True):
-        retrain = search.get("retrain_train") or search.get("train") or {}
-        out["retrain epochs"] = retrain.get("epochs")
+    if searched and search.get("retrain", True):
+        out["retrain epochs"] = final.get("epochs")
     return out
 
 
