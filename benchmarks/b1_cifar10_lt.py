@@ -192,7 +192,9 @@ def run_one(
     sets: list[str],
 ) -> dict[str, Any]:
     """Train one (method, seed) and return its row (test metrics, seconds, α, guard)."""
-    tc: TrainConfig = base.train
+    # a fixed loss trains on the final model's schedule (the paper preset's retrain_train),
+    # as `autobalance train` does; the cpu/fit/pda protocols have one schedule
+    tc: TrainConfig = base.retrain_config()
     tf_train = make_image_transform(protocol.augment, CIFAR10_MEAN, CIFAR10_STD)
     tf_eval = make_image_transform(False, CIFAR10_MEAN, CIFAR10_STD)
 
