@@ -234,3 +234,37 @@ def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
     back = eng._check_from_scratch(-1.0, rebuild, {"fell_back": False})  # any score is worse
     assert back["fell_back"] and "from scratch" in back["fallback_reason"]
     assert float(eng.space.raw["additive"].detach().abs().max()) == 0.0
+
+
+def test_the_reference_theta_has_its_own_momentum_buffers() -> None:
+    """The reference θ is forked from the search's θ with a copy of its optimiser state: a
+    reference step must leave the search's momentum untouched (and vice versa). Before the fix
+    ``load_state_dict`` shared the buffers, so each trajectory moved the other."""
+    from autobalance.guard import ReferenceTrajectory
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+
+    def rebuild(m: nn.Module):
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    opt, sched = rebuild(model)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()  # the search's momentum buffers now exist
+    before = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
+    ref = ReferenceTrajectory(model, opt, sched, rebuild, loss=None)
+    ref_params = list(ref.model.parameters())
+    assert all(
+        ref.optimizer.state[q]["momentum_buffer"].data_ptr()
+        != opt.state[p]["momentum_buffer"].data_ptr()
+        for p, q in zip(model.parameters(), ref_params)
+    )
+    ref.optimizer.zero_grad()
+    nn.functional.cross_entropy(ref.model(x), 1 - y).backward()
+    ref.optimizer.step()
+    for p, b in zip(model.parameters(), before):
+        assert torch.equal(opt.state[p]["momentum_buffer"], b)
+    for p, q in zip(model.parameters(), ref_params):  # only the reference moved
+        assert not torch.equal(p, q)
