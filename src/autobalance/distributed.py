@@ -29,9 +29,11 @@ BatchNorm statistics stay per rank (as in plain DDP); ``model.sync_batchnorm`` i
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -90,10 +92,29 @@ def init_from_env(device: str) -> tuple[DistInfo, str]:
     return info(), device
 
 
+SHUTDOWN_TIMEOUT_S = 120.0  # how long a rank waits at the exit for the others
+
+
 def shutdown() -> None:
-    """Leave the process group (a no-op without one)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group (a no-op without one), after every rank got there.
+
+    The ranks first meet at a barrier (gloo's ``monitored_barrier``, which gives up after
+    ``SHUTDOWN_TIMEOUT_S`` instead of hanging when a rank failed or left), and the garbage of
+    the run (a DDP model's reducer holds the group) is collected, so that no rank tears the
+    group down while another is still in its last collective. Without it a gloo rank could
+    abort at exit ("terminate called without an active exception") on a loaded machine.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=SHUTDOWN_TIMEOUT_S))
+        else:
+            dist.barrier()
+    except Exception:  # a rank failed or left: leave anyway, its error is reported elsewhere
+        pass
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def all_reduce_mean(tensors: Sequence[Tensor]) -> TensorTuple:
