@@ -305,7 +305,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--methods", nargs="+", default=["ce", "la", "ldam_drw", "autobalance"])
     p.add_argument("--set", nargs="*", default=[], help="AutoBalance overrides key=value")
     p.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
-    p.add_argument("--tag", default="", help="store runs under <protocol>_<tag>; no summary")
+    p.add_argument(
+        "--tag",
+        default="",
+        help="store runs under <protocol>_<tag>; summary key <key>_<tag> (e.g. b1_fit_fresh)",
+    )
     p.add_argument("--skip-done", action="store_true", help="reuse finished per-run files")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -369,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{row['seconds']:7.1f}s",
                 flush=True,
             )
-    if not args.tag and not smoke:
+    if not smoke:
         metrics = SUMMARY_METRICS
         if protocol.key == "b1_pda":  # Table 2 analogue: each run's wall time over CE's (same seed)
             ce = {r["seed"]: r["seconds"] for r in rows if r["method"] == "ce"}
@@ -377,7 +381,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if r["seed"] in ce:
                     r["time_ratio_to_ce"] = r["seconds"] / ce[r["seed"]]
             metrics = (*SUMMARY_METRICS, "time_ratio_to_ce")
-        update_summary(protocol.key, rows, args.results / "summary.json", metrics=metrics)
+        key = protocol.key + (f"_{args.tag}" if args.tag else "")
+        update_summary(key, rows, args.results / "summary.json", metrics=metrics)
     print(f"\n{protocol.key} ({protocol.arch}, E={base.train.epochs}, n={len(train)}; lossy JPEG)")
     for method in args.methods:
         errs = [r["balanced_error"] for r in rows if r["method"] == method]
