@@ -52,6 +52,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "old_default": OLD,
     "hot": {"alpha.lr": 0.5},
     "hot_old": {**OLD, "alpha.lr": 0.5},
+    # the pre-issue-8 upper level with today's guard (reference θ, from-scratch check): the
+    # variant that won B1-fit's fresh seeds (benchmarks/README.md)
+    "old_upper_guarded": {k: v for k, v in OLD.items() if k != "guard.enabled"},
 }
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
