@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the pre-issue-8 upper level with today's guard (reference θ, from-scratch check): the
     # variant that won B1-fit's fresh seeds (benchmarks/README.md)
     "old_upper_guarded": {k: v for k, v in OLD.items() if k != "guard.enabled"},
+    # the guard keeps α* only when it beats the LA reference on S_V by 2 pt (both checks)
+    "demand_gain": {"guard.fallback_margin": -0.02},
 }
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
