@@ -201,6 +201,22 @@ def run_one(
     def model_fn() -> torch.nn.Module:
         return make_model(protocol.arch, 10)
 
+    def fit_fixed(model: torch.nn.Module, loss: torch.nn.Module, augment: Any = None) -> float:
+        """Train ``model`` with a fixed loss on all of S (the final schedule ``tc``); returns
+        the last epoch's running training accuracy."""
+        hist = fit(
+            model,
+            loss,
+            train,
+            tc,
+            seed=seed,
+            transform=tf_train,
+            eval_transform=tf_eval,
+            device=device,
+            augment=as_batch_augment(augment),
+        )
+        return float(hist[-1]["train_acc"])
+
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if method.startswith("autobalance"):
@@ -240,18 +256,12 @@ def run_one(
         policy = build_policy(cfg.augment, space.clusters, transform=tf_train)
         torch.manual_seed(seed)
         model = make_model(protocol.arch, 10)
-        hist = fit(
+        acc = fit_fixed(
             model,
             loss_from_alpha(space.effective()),
-            train,
-            tc,
-            seed=seed,
-            transform=tf_train,
-            eval_transform=tf_eval,
-            device=device,
-            augment=as_batch_augment(None if policy is None else policy.to(device)),
+            None if policy is None else policy.to(device),
         )
-        extra = {"final_train_acc": hist[-1]["train_acc"], "policy": policy and policy.to_dict()}
+        extra = {"final_train_acc": acc, "policy": policy and policy.to_dict()}
     else:
         name, _, opt = method.partition("+")
         if name not in BASELINES or (opt and not opt.startswith("tau=")):
@@ -266,17 +276,8 @@ def run_one(
         torch.manual_seed(seed)
         # LDAM's s=30 scales cosine logits: its paper and code use a normed head.
         model = make_model(protocol.arch, 10, norm_head=name == "ldam_drw")
-        hist = fit(
-            model,
-            make_loss(name, class_counts=train.class_counts(), **opts),
-            train,
-            tc,
-            seed=seed,
-            transform=tf_train,
-            eval_transform=tf_eval,
-            device=device,
-        )
-        extra = {"final_train_acc": hist[-1]["train_acc"]}
+        acc = fit_fixed(model, make_loss(name, class_counts=train.class_counts(), **opts))
+        extra = {"final_train_acc": acc}
     seconds = time.perf_counter() - t0
     m = evaluate(model, test, transform=tf_eval, device=device)
     return {

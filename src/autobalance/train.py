@@ -19,7 +19,7 @@ Prediction is always argmax of the raw logits f(x); logit adjustments belong to 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -221,21 +221,11 @@ def predict(
     evaluation set scored every epoch is not sent again), and the predictions come back to the
     host in one copy at the end, not one per batch.
     """
-    was_training = model.training
-    model.eval()
     dev = torch.device(device)
-    on_host = dev.type == "cpu"
-    if not on_host and x.numel() * x.element_size() <= DEVICE_RESIDENT_MAX_BYTES:
+    if dev.type != "cpu" and x.numel() * x.element_size() <= DEVICE_RESIDENT_MAX_BYTES:
         x = device_copy(x, dev)
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        xb = transform(x[i : i + batch_size].to(dev), None)
-        pred = model(xb).argmax(dim=1)
-        out.append(pred.cpu() if on_host else pred)
-    model.train(was_training)
-    if not out:
-        return torch.empty(0, dtype=torch.long)
-    return torch.cat(out).cpu()
+    batches = (x[i : i + batch_size] for i in range(0, x.shape[0], batch_size))
+    return _argmax_batches(model, batches, transform, dev)
 
 
 @torch.no_grad()
@@ -248,15 +238,24 @@ def predict_stream(
     device: torch.device | str = "cpu",
 ) -> Tensor:
     """:func:`predict` over a streamed dataset (its ``eval_dataset`` items, in order)."""
+    batches = (xb for xb, _, _ in data.batches(batch_size, train=False))
+    return _argmax_batches(model, batches, transform, torch.device(device))
+
+
+def _argmax_batches(
+    model: nn.Module, batches: Iterable[Tensor], transform: Transform, dev: torch.device
+) -> Tensor:
+    """argmax f(transform(x)) of each batch, in eval mode (restored after), as one host tensor:
+    on an accelerator the predictions stay there until a single copy at the end."""
     was_training = model.training
     model.eval()
-    dev = torch.device(device)
-    out = [
-        model(transform(xb.to(dev), None)).argmax(dim=1).cpu()
-        for xb, _, _ in data.batches(batch_size, train=False)
-    ]
+    on_host = dev.type == "cpu"
+    out = []
+    for xb in batches:
+        pred = model(transform(xb.to(dev), None)).argmax(dim=1)
+        out.append(pred.cpu() if on_host else pred)
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    return torch.cat(out).cpu() if out else torch.empty(0, dtype=torch.long)
 
 
 def make_loader(
