@@ -58,6 +58,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the guard keeps α* only when it beats the LA reference on S_V by 2 pt (both checks)
     "demand_gain": {"guard.fallback_margin": -0.02},
 }
+# the same two upper levels with the fallback off: α* is always kept, and the guard's S_V
+# scores are still measured, so a keep/fall-back rule can be studied offline against LA
+VARIANTS["keep"] = {"guard.fallback": False}
+VARIANTS["old_upper_keep"] = {**VARIANTS["old_upper_guarded"], "guard.fallback": False}
+# the guard's S_V scores in each row (``SearchResult.guard``)
+GUARD_SCORES = (
+    "final_val_score",
+    "reference_val_score",
+    "reference_paired_se",
+    "from_scratch_val_score",
+    "from_scratch_paired_se",
+)
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "rollbacks": res.guard.get("rollbacks"),
                         "max_hypergrad_norm": res.guard.get("max_hypergrad_norm"),
                     }
+                    | {key: res.guard.get(key) for key in GUARD_SCORES}
                 )
                 print(
                     f"{problem:16s} seed {seed} {method:28s} {err:.3f} (LA {la:.3f}, "

@@ -125,6 +125,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "hyper.rescale": "once",
         "hyper.val_sampling": "balanced",
     },
+    # the same with the fallback off: α* is always kept and the guard's S_V scores and paired
+    # SEs are still recorded, so benchmarks/guard_rule.py can replay any keep/fall-back rule
+    # (a fallback retrains exactly the LA row of the seed)
+    "old_upper_keep": {
+        "alpha.schedule": "constant",
+        "alpha.weight_decay": 0.0,
+        "hyper.rescale": "once",
+        "hyper.val_sampling": "balanced",
+        "guard.fallback": False,
+    },
     "no_guard": {"guard.enabled": False},
     "constant_alpha_lr": {"alpha.schedule": "constant"},
     "no_alpha_wd": {"alpha.weight_decay": 0.0},

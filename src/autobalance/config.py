@@ -257,7 +257,15 @@ class GuardConfig(StrictConfig):
     worse on S_V than the reference. The searched θ saw the whole α trajectory, the retrain
     sees α* alone, and the two can disagree.
 
-    ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z`` ≥ 0; ``shrink`` in (0, 1);
+    ``keep_z``: with the reference, α* is kept only when each compared θ beats the reference
+    by at least ``keep_z`` standard errors of the paired score difference on S_V
+    (:func:`autobalance.guard.paired_score_se`, a stratified paired bootstrap): the allowance
+    becomes ``fallback_margin`` − ``keep_z`` · SE. α* was tuned on S_V, so a gain smaller than
+    S_V's noise is more likely luck than a better loss. ``keep_z = 0``: any gain keeps α*.
+
+    ``fallback``: false keeps α* whatever the scores say (they are still measured and reported).
+
+    ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z``, ``keep_z`` ≥ 0; ``shrink`` in (0, 1);
     ``max_rollbacks`` ≥ 0; ``fallback_margin`` any finite number (< 0 demands a gain).
     """
 
@@ -269,6 +277,7 @@ class GuardConfig(StrictConfig):
         "shrink": (within(0, 1, lo_open=True, hi_open=True),),
         "max_rollbacks": (at_least(0),),
         "z": (at_least(0),),
+        "keep_z": (at_least(0),),
     }
 
     enabled: bool = True
@@ -282,6 +291,7 @@ class GuardConfig(StrictConfig):
     z: float = 2.0
     reference: bool = True
     check_from_scratch: bool = True
+    keep_z: float = 0.0
 
 
 @dataclass

@@ -57,6 +57,66 @@ def balanced_error_se(counts: Tensor) -> float:
     return float(torch.sqrt((0.25 / n).sum()) / n.numel())
 
 
+def paired_balanced_error_se(y: Tensor, pred_a: Tensor, pred_b: Tensor) -> float:
+    """Standard error of BE(a) − BE(b), two models' balanced errors on the same rows ``y``.
+
+    With d_i = 1[a wrong on i] − 1[b wrong on i] and n_k rows of class k,
+    BE(a) − BE(b) = (1/K) Σ_k mean_k(d), so Var = (1/K²) Σ_k Var_k(d)/n_k. Var_k(d) is
+    estimated with one prior pseudo-row added to the class (d = 0, d² = ½, Jeffreys' rate):
+    v_k = (m_k + ½)/(n_k + 1) − (s_k/(n_k + 1))², with m_k the rows where exactly one model is
+    right and s_k = Σ_k d_i. A class of one validation image then counts as uncertain (its error
+    flips by 1/K with one prediction), where the plug-in variance and the stratified bootstrap
+    say 0; for large n_k, v_k is the sample variance.
+    """
+    y = torch.as_tensor(y).flatten()
+    wrong_a, wrong_b = torch.as_tensor(pred_a) != y, torch.as_tensor(pred_b) != y
+    classes = torch.unique(y)
+    var = 0.0
+    for c in classes:
+        rows = y == c
+        n = int(rows.sum())
+        d = wrong_a[rows].double() - wrong_b[rows].double()
+        m, total = float(d.abs().sum()), float(d.sum())
+        var += ((m + 0.5) / (n + 1) - (total / (n + 1)) ** 2) / n
+    return math.sqrt(var) / max(1, classes.numel())
+
+
+BOOTSTRAP_DRAWS = 200  # resamples of S_V behind :func:`paired_score_se`
+
+
+def paired_score_se(
+    score: Callable[[Tensor, Tensor], float],
+    pred_a: Tensor,
+    pred_b: Tensor,
+    strata: Tensor,
+    *,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> float:
+    """Standard error of score(a) − score(b), two models' scores on the same validation rows.
+
+    A stratified paired bootstrap: each draw resamples the rows of every stratum (a class, or a
+    class × group cell) with replacement, keeping the stratum sizes, and scores *both* models'
+    predictions on the same resample; the SE is the standard deviation of the differences
+    D_b = score(pred_a[I_b], I_b) − score(pred_b[I_b], I_b) over the draws. Pairing removes the
+    rows both models get right or wrong alike, so two models that differ on few rows have a small
+    SE even on a small split. ``score(pred, idx)`` scores predictions of the rows ``idx``.
+    The guard uses it to ask whether α* beats its init by more than S_V's noise (``keep_z``).
+    """
+    strata = torch.as_tensor(strata).flatten()
+    if draws < 2 or strata.numel() == 0:
+        return 0.0
+    gen = torch.Generator().manual_seed(seed)
+    groups = [torch.nonzero(strata == s).flatten() for s in torch.unique(strata)]
+    diffs = []
+    for _ in range(draws):
+        idx = torch.cat(
+            [rows[torch.randint(len(rows), (len(rows),), generator=gen)] for rows in groups]
+        )
+        diffs.append(score(pred_a[idx], idx) - score(pred_b[idx], idx))
+    return float(statistics.stdev(diffs))
+
+
 # The 0–1 metric counterpart of each validation objective: what the guard compares. The
 # objectives are smooth surrogates (CE-based); the guard judges the model by the error they
 # stand for, measured on all of S_V. ``lam`` weights the second term as in the objective.
@@ -128,6 +188,7 @@ class SearchGuard:
         self.spikes = 0
         self.frozen = False
         self.reference_score: float | None = None
+        self.paired_se: float | None = None
 
     # ------------------------------------------------------------------ per hyper-step
     def spike_bound(self, norm: float) -> float | None:
@@ -245,11 +306,13 @@ class SearchGuard:
         search_epochs: int,
         start_epoch: int,
         reference_score: float | None = None,
+        paired_se: float | None = None,
     ) -> dict[str, Any]:
         """Set α* in the space: tail-averaged if asked, or the init on fallback; report.
 
         ``reference_score``: S_V score of the reference θ trained with α₀; when given,
-        α* falls back if the searched θ scores worse than it by more than ``fallback_margin``.
+        α* falls back if the searched θ scores worse than it by more than ``fallback_margin``
+        − ``keep_z`` · ``paired_se`` (the SE of the searched − reference difference).
         """
         averaged = 0
         if average > 0 and self.snapshots:
@@ -259,10 +322,11 @@ class SearchGuard:
                 self._load_raw({k: torch.stack([r[k] for r in tail]).mean(0) for k in tail[0]})
                 averaged = len(tail)
         self.reference_score = reference_score
+        self.paired_se = paired_se
         against: float | None
         if reference_score is not None:
             against, what = reference_score, "the reference θ trained with the init loss"
-            allowance = self.cfg.fallback_margin
+            allowance = self.allowance(paired_se)
         else:
             against, what = self.start_score, "the start of the search"
             allowance = self.cfg.fallback_margin + self.noise
@@ -282,6 +346,11 @@ class SearchGuard:
             self._load_raw(self.alpha0)
         return self.report(fell_back=fell_back, reason=reason, averaged=averaged)
 
+    def allowance(self, paired_se: float | None) -> float:
+        """How much worse than the reference θ a θ trained with α* may score on S_V and keep α*:
+        ``fallback_margin`` − ``keep_z`` · SE of the paired difference (negative demands a gain)."""
+        return self.cfg.fallback_margin - self.cfg.keep_z * (paired_se or 0.0)
+
     def report(
         self, *, fell_back: bool = False, reason: str | None = None, averaged: int = 0
     ) -> dict[str, Any]:
@@ -297,6 +366,7 @@ class SearchGuard:
             "start_val_score": self.start_score,
             "final_val_score": self.last_score,
             "reference_val_score": self.reference_score,
+            "reference_paired_se": self.paired_se,
             "pinned_fraction": self.pinned_fraction(),
             "noise": self.noise,
             "averaged_snapshots": averaged,
@@ -382,4 +452,12 @@ class ReferenceTrajectory:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
-__all__ = ["ReferenceTrajectory", "SearchGuard", "balanced_error_se"]
+__all__ = [
+    "ReferenceTrajectory",
+    "SearchGuard",
+    "balanced_error_se",
+    "guard_score",
+    "guard_score_name",
+    "paired_balanced_error_se",
+    "paired_score_se",
+]

@@ -446,7 +446,7 @@ def guard_epochs(cfg: ExperimentConfig) -> int:
     E − t₁ search epochs after the warm-up) and its from-scratch check with α* (E epochs, run
     unless the search already fell back)."""
     g, e = cfg.search.guard, cfg.search.train.epochs
-    if not (g.enabled and g.fallback and g.reference):
+    if not (g.enabled and g.reference):
         return 0
     t1 = round(cfg.search.hyper_start * e)
     return (e - t1) + (e if g.check_from_scratch else 0)

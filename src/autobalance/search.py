@@ -33,6 +33,7 @@ import copy
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,10 +63,18 @@ from autobalance.data.samplers import ClassBalancedSampler, class_index
 from autobalance.data.splits import stratified_split
 from autobalance.data.streaming import StreamingDataset
 from autobalance.events import Callback, CallbackList
-from autobalance.guard import ReferenceTrajectory, SearchGuard, guard_score, guard_score_name
+from autobalance.guard import (
+    ReferenceTrajectory,
+    SearchGuard,
+    guard_score,
+    guard_score_name,
+    paired_balanced_error_se,
+    paired_score_se,
+)
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
 from autobalance.hypergrad.eigen import power_iteration
 from autobalance.losses import ParametricCE
+from autobalance.metrics import evaluate_predictions
 from autobalance.objectives import make_objective
 from autobalance.search_space import SearchSpace
 from autobalance.train import (
@@ -73,17 +82,20 @@ from autobalance.train import (
     SchedulerFactory,
     Transform,
     decay_factor,
-    evaluate,
     identity_transform,
     make_optimizer,
     make_scheduler,
+    predict_data,
     run_epochs,
     seeded_generator,
 )
 
 PHASES = ("warmup", "search", "retrain")
 log = logging.getLogger("autobalance")
-_PHASE_ID = {"warmup": 1, "search": 1, "retrain": 2}
+# the retrain draws the batches (and augmentations) of ``fit(..., seed=seed)``: a search that
+# falls back retrains exactly the fixed-loss training of its seed, and a kept α* is compared
+# with that training on the same batch order
+_PHASE_ID = {"warmup": 1, "search": 1, "retrain": 0}
 JOURNAL = "journal.jsonl"
 _CHECKPOINT_KEYS = frozenset(
     {"phase", "epoch", "model", "optimizer", "scheduler", "space", "alpha_opt", "alpha_sched"}
@@ -533,10 +545,9 @@ class AutoBalanceSearch:
             val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
         return val_loss
 
-    def _val_score(self, model: nn.Module) -> float:
-        """The guard's score of ``model`` on all of S_V (:func:`guard_score`: the error the
-        validation objective stands for, argmax of the raw logits)."""
-        metrics = evaluate(
+    def _val_predictions(self, model: nn.Module) -> Tensor:
+        """``model``'s predicted labels on every row of S_V (argmax of the raw logits)."""
+        return predict_data(
             model,
             self.s_val,
             batch_size=self.cfg.train.eval_batch_size,
@@ -544,18 +555,53 @@ class AutoBalanceSearch:
             device=self.device,
             sharded=True,
         )
+
+    def _score_predictions(self, pred: Tensor, rows: Tensor | None = None) -> float:
+        """The guard's score (:func:`guard_score`) of predictions of S_V's ``rows`` (all rows
+        when None)."""
+        v = self.s_val
+        groups = v.groups
+        y = v.y if rows is None else v.y[rows]
+        if groups is not None and rows is not None:
+            groups = groups[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # empty cells already warned about once
+            metrics = evaluate_predictions(
+                y,
+                pred,
+                groups=groups,
+                num_classes=v.num_classes,
+                num_groups=v.num_groups if v.groups is not None else None,
+                cell_weights=v.error_weights,
+            )
         return guard_score(metrics, self.cfg.objective, self.cfg.objective_lam)
+
+    def _val_score(self, model: nn.Module) -> float:
+        """The guard's score of ``model`` on all of S_V (:func:`guard_score`: the error the
+        validation objective stands for, argmax of the raw logits)."""
+        return self._score_predictions(self._val_predictions(model))
+
+    def _paired_se(self, pred_a: Tensor, pred_b: Tensor) -> float:
+        """SE of score(a) − score(b) on S_V: :func:`paired_balanced_error_se` when the score is
+        the balanced error, else :func:`paired_score_se` (strata: classes, or class × group
+        cells when S_V has groups)."""
+        v = self.s_val
+        if self.guard.score_name == "balanced error" and v.error_weights is None:
+            return paired_balanced_error_se(v.y, pred_a, pred_b)
+        strata = v.y if v.groups is None else v.y * max(1, v.num_groups or 1) + v.groups
+        return paired_score_se(self._score_predictions, pred_a, pred_b, strata, seed=self.cfg.seed)
 
     def _check_from_scratch(
         self,
-        ref_score: float,
+        ref_pred: Tensor,
         rebuild: Callable[[nn.Module], tuple[torch.optim.Optimizer, Any]],
         report: dict[str, Any],
     ) -> dict[str, Any]:
         """Train θ from its initial weights on S_T with α* frozen, on the search's batches, and
         fall back to the init when it scores worse on S_V than the reference θ (which is the
-        same training with α₀). The searched θ saw the whole α trajectory; the retrain will see
-        only α*, and the two can disagree (issue 8: τ-only search on B1-fit)."""
+        same training with α₀), less the allowance (``fallback_margin`` − ``keep_z`` · paired
+        SE). The searched θ saw the whole α trajectory; the retrain will see only α*, and the
+        two can disagree (issue 8: τ-only search on B1-fit)."""
         cfg = self.cfg
         model = self._new_model()
         optimizer, scheduler = rebuild(model)
@@ -569,15 +615,19 @@ class AutoBalanceSearch:
             None,
             augment=as_batch_augment(self.policy),
         )
-        score = self._val_score(model)
-        report = {**report, "from_scratch_val_score": score}
-        if score > ref_score + cfg.guard.fallback_margin:
+        pred = self._val_predictions(model)
+        score, ref_score = self._score_predictions(pred), self._score_predictions(ref_pred)
+        se = self._paired_se(pred, ref_pred)
+        allowance = self.guard.allowance(se)
+        report = {**report, "from_scratch_val_score": score, "from_scratch_paired_se": se}
+        if cfg.guard.enabled and cfg.guard.fallback and score > ref_score + allowance:
             self.guard.reset_to_init()
             report["fell_back"] = True
             report["fallback_reason"] = (
-                f"a θ trained from scratch with α* scored {score:.4f} on S_V, worse than "
-                f"{ref_score:.4f} of the reference θ trained with the init loss (allowance "
-                f"{cfg.guard.fallback_margin:.4f}): α* reset to the init"
+                f"a θ trained from scratch with α* scored {score:.4f} on S_V, not better than "
+                f"{ref_score:.4f} of the reference θ trained with the init loss by the required "
+                f"margin (allowance {allowance:+.4f} = fallback_margin − keep_z × paired SE "
+                f"{se:.4f}): α* reset to the init"
             )
         return report
 
@@ -719,7 +769,7 @@ class AutoBalanceSearch:
         retrain_model: nn.Module | None = None
         guard_report: dict[str, Any] = {}
         reference: ReferenceTrajectory | None = None
-        use_reference = cfg.guard.enabled and cfg.guard.fallback and cfg.guard.reference
+        use_reference = cfg.guard.enabled and cfg.guard.reference
 
         def rebuild(m: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
             opt = make_optimizer(m, cfg.train, self.optimizer_factory)
@@ -920,22 +970,25 @@ class AutoBalanceSearch:
                     on_epoch_done=done,
                     phase_id=_PHASE_ID["search"],
                 )
-            ref_score = None
+            ref_score = ref_pred = paired_se = None
             if reference is not None:
-                ref_score = self._val_score(reference.model)
+                ref_pred = self._val_predictions(reference.model)
+                ref_score = self._score_predictions(ref_pred)
+                paired_se = self._paired_se(self._val_predictions(model), ref_pred)
             guard_report = self.guard.finish(
                 average=cfg.alpha.average,
                 search_epochs=e_search,
                 start_epoch=t1,
                 reference_score=ref_score,
+                paired_se=paired_se,
             )
             if (
-                ref_score is not None
+                ref_pred is not None
                 and cfg.guard.check_from_scratch
                 and not guard_report["fell_back"]
             ):
                 t_chk = time.perf_counter()
-                guard_report = self._check_from_scratch(ref_score, rebuild, guard_report)
+                guard_report = self._check_from_scratch(ref_pred, rebuild, guard_report)
                 timings["check"] = time.perf_counter() - t_chk
             if guard_report["fell_back"]:
                 log.warning("search fell back: %s", guard_report["fallback_reason"])
@@ -947,6 +1000,16 @@ class AutoBalanceSearch:
             )
             phase, start_epoch = "retrain", 0
 
+        if cfg.retrain:
+            # α′ was learned over S_T's counts; the retrain on S re-centres the init part on
+            # S's counts, so a fallback (α′ = α′₀) is exactly the fixed-loss training of S
+            self.space.rebase_(_counts(self.full))
+            # α* as the retrain uses it ends the trajectory (one row, also after a resume)
+            final = {"phase": "final", "epoch": e_search, **self._alpha_record()}
+            if trajectory and trajectory[-1]["phase"] == "final":
+                trajectory[-1] = final
+            else:
+                trajectory.append(final)
         alpha_star = {k: v.detach().clone() for k, v in self.space.effective().items()}
         if not cfg.retrain:
             return SearchResult(

@@ -74,6 +74,17 @@ def frequency_clusters(
     return (rank * num_clusters) // n
 
 
+def _checked_counts(counts: Sequence[int] | Tensor) -> Tensor:
+    """Training counts per class (K,) or per cell (K, G), float64, every entry > 0."""
+    counts_t = torch.as_tensor(counts, dtype=torch.float64)
+    if counts_t.dim() not in (1, 2):
+        raise ValueError(f"counts must be (K,) or (K, G), got shape {tuple(counts_t.shape)}")
+    if bool((counts_t <= 0).any()):
+        empty = torch.nonzero(counts_t <= 0).tolist()
+        raise ValueError(f"every class/cell needs training samples; empty cells: {empty}")
+    return counts_t
+
+
 def initial_values(
     counts: Tensor, init: str, *, tau: float = 1.0, gamma: float = 0.2
 ) -> dict[str, Tensor]:
@@ -160,17 +171,13 @@ class SearchSpace(nn.Module):
             raise ValueError(f"search must be a non-empty subset of {COMPONENTS}, got {search}")
         if kind == "la_tau" and tuple(search) != ("additive",):
             search = ("additive",)
-        counts_t = torch.as_tensor(counts, dtype=torch.float64)
-        if counts_t.dim() not in (1, 2):
-            raise ValueError(f"counts must be (K,) or (K, G), got shape {tuple(counts_t.shape)}")
-        if bool((counts_t <= 0).any()):
-            empty = torch.nonzero(counts_t <= 0).tolist()
-            raise ValueError(f"every class/cell needs training samples; empty cells: {empty}")
+        counts_t = _checked_counts(counts)
         if delta_scale <= 0:
             raise ValueError(f"delta_scale must be > 0, got {delta_scale}")
         self.kind = kind
         self.search = tuple(search)
         self.init = init
+        self.tau, self.gamma = float(tau), float(gamma)
         self.delta_scale = float(delta_scale)
         self.shape = tuple(counts_t.shape)
         self.bounds = dict(bounds or {})
@@ -191,23 +198,14 @@ class SearchSpace(nn.Module):
             clusters = torch.zeros(flat.numel(), dtype=torch.long)
         self.num_clusters = int(clusters.max()) + 1
         self.register_buffer("clusters", clusters)
-        self.register_buffer("counts", counts_t)
-        self.register_buffer("log_prior", torch.log(flat / flat.sum()).to(torch.float32))
-
-        init0 = initial_values(counts_t, init, tau=tau, gamma=gamma)
-        self.register_buffer("base_log_weight", torch.log(init0["weight"]).flatten().float())
-        self.register_buffer("base_additive", init0["additive"].flatten().float())
-        self.register_buffer(
-            "base_delta_logit",
-            clamp_delta_init(init0["multiplicative"], self.delta_scale).flatten().float(),
-        )
+        for name, value in self._init_buffers(counts_t).items():
+            self.register_buffer(name, value)
 
         self.raw = nn.ParameterDict()
         if kind == "la_tau":
             # l = τ·log π: α′ is τ itself, starting from the init's τ (0 unless la/vs).
             tau0 = tau if init in ("la", "vs") else 0.0
             self.raw["additive"] = nn.Parameter(torch.tensor([tau0]))
-            self.base_additive.zero_()
         else:
             for comp in self.search:
                 self.raw[comp] = nn.Parameter(torch.zeros(self.num_clusters))
@@ -216,6 +214,39 @@ class SearchSpace(nn.Module):
         # an augmentation policy A_y that joins α (AutoBalance §2, PDA): see attach_policy
         self.policy: nn.Module | None = None
         self.search_loss = True
+
+    def _init_buffers(self, counts: Tensor) -> dict[str, Tensor]:
+        """The count-dependent buffers: counts, log π and the init (w₀, l₀, Δ₀) they give."""
+        flat = counts.flatten()
+        init0 = initial_values(counts, self.init, tau=self.tau, gamma=self.gamma)
+        additive = init0["additive"].flatten().float()
+        if self.kind == "la_tau":
+            additive = torch.zeros_like(additive)  # l = τ·log π lives in α′ alone
+        return {
+            "counts": counts,
+            "log_prior": torch.log(flat / flat.sum()).to(torch.float32),
+            "base_log_weight": torch.log(init0["weight"]).flatten().float(),
+            "base_additive": additive,
+            "base_delta_logit": clamp_delta_init(init0["multiplicative"], self.delta_scale)
+            .flatten()
+            .float(),
+        }
+
+    @torch.no_grad()
+    def rebase_(self, counts: Sequence[int] | Tensor) -> None:
+        """Re-centre the init on other class (or cell) ``counts``, keeping α′ and the clusters.
+
+        The effective values stay ``init(counts) + D_π α′`` (:meth:`effective`): only the
+        count-dependent part moves, e.g. l₀ = τ·log π. The search learns α′ over the counts of
+        its training split S_T; the retrain on all of S re-centres on S's counts, so that α′ = 0
+        (a fallback) is exactly the init loss of S, as a fixed-loss training would use it.
+        """
+        counts_t = _checked_counts(counts)
+        if tuple(counts_t.shape) != self.shape:
+            raise ValueError(f"counts of shape {tuple(counts_t.shape)}, expected {self.shape}")
+        for name, value in self._init_buffers(counts_t).items():
+            getattr(self, name).copy_(value.to(getattr(self, name).device))
+        self.clear_cache()
 
     # ------------------------------------------------------------------ mapping α′ → (w, l, Δ)
     def dictionary(self) -> Tensor:

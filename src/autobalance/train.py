@@ -285,6 +285,33 @@ def make_loader(
     )
 
 
+def predict_data(
+    model: nn.Module,
+    data: LabelledData,
+    *,
+    batch_size: int = 1024,
+    transform: Transform = identity_transform,
+    device: torch.device | str = "cpu",
+    sharded: bool = False,
+) -> Tensor:
+    """Predicted labels (argmax of raw logits) of ``model`` on every row of ``data``, in order,
+    on the CPU; in memory or streamed. ``sharded``: as in :func:`evaluate`."""
+    d = distributed.info()
+    part = data
+    if sharded and d.active:
+        part = data.subset(distributed.share(torch.arange(len(data))))
+    if isinstance(part, StreamingDataset):
+        pred = predict_stream(
+            model, part, batch_size=batch_size, transform=transform, device=device
+        )
+    else:
+        pred = predict(model, part.x, batch_size=batch_size, transform=transform, device=device)
+    if sharded and d.active:
+        dev = next(iter(model.parameters()), torch.empty(0)).device
+        pred = distributed.gather_shares(pred.to(dev), len(data)).cpu()
+    return pred
+
+
 def evaluate(
     model: nn.Module,
     data: LabelledData,
@@ -299,20 +326,9 @@ def evaluate(
     ``sharded`` (for calls that every torchrun rank makes in step: the training loop's epoch
     evaluations, the guard's scores): each rank predicts its share of the rows and the
     predictions are all-gathered. A call made by one rank alone must leave it False."""
-    d = distributed.info()
-    part = data
-    if sharded and d.active:
-        part = data.subset(distributed.share(torch.arange(len(data))))
-    if isinstance(part, StreamingDataset):
-        pred = predict_stream(
-            model, part, batch_size=batch_size, transform=transform, device=device
-        )
-    else:
-        pred = predict(model, part.x, batch_size=batch_size, transform=transform, device=device)
-    if sharded and d.active:
-        dev = next(iter(model.parameters()), torch.empty(0)).device
-        gathered = distributed.gather_shares(pred.to(dev), len(data)).cpu()
-        pred = gathered
+    pred = predict_data(
+        model, data, batch_size=batch_size, transform=transform, device=device, sharded=sharded
+    )
     return evaluate_predictions(
         data.y,
         pred,
@@ -507,6 +523,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "predict",
+    "predict_data",
     "predict_stream",
     "run_epochs",
     "seeded_generator",

@@ -226,14 +226,71 @@ def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
         opt = make_optimizer(m, tc)
         return opt, make_scheduler(opt, tc, steps)
 
+    y = eng.s_val.y
+    wrong = (y + 1) % 4  # a reference that gets every S_V row wrong: any θ is at least as good
     with torch.no_grad():
         eng.space.raw["additive"].fill_(0.7)
-    kept = eng._check_from_scratch(2.0, rebuild, {"fell_back": False})  # any score is better
+    kept = eng._check_from_scratch(wrong, rebuild, {"fell_back": False})
     assert not kept["fell_back"] and 0 <= kept["from_scratch_val_score"] <= 1
+    assert kept["from_scratch_paired_se"] >= 0
     assert float(eng.space.raw["additive"].detach()[0]) == pytest.approx(0.7)
-    back = eng._check_from_scratch(-1.0, rebuild, {"fell_back": False})  # any score is worse
+    eng.cfg.guard.fallback = False  # scored and reported, never reset
+    eng.cfg.guard.fallback_margin = -2.0  # a gain of 2 in a score within [0, 1]: impossible
+    kept = eng._check_from_scratch(y, rebuild, {"fell_back": False})
+    assert not kept["fell_back"] and float(eng.space.raw["additive"].detach()[0]) == pytest.approx(
+        0.7
+    )
+    eng.cfg.guard.fallback = True
+    back = eng._check_from_scratch(y, rebuild, {"fell_back": False})
     assert back["fell_back"] and "from scratch" in back["fallback_reason"]
     assert float(eng.space.raw["additive"].detach().abs().max()) == 0.0
+
+
+def _paired_analytic_se(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, k: int) -> float:
+    """SE of the balanced-error difference from the per-class variance of the per-row error
+    difference: √(Σ_k Var_k(d)/n_k) / K (the delta method for a stratified mean)."""
+    d = (a != y).double() - (b != y).double()
+    var = sum(float(d[y == c].var(unbiased=False)) / int((y == c).sum()) for c in range(k))
+    return math.sqrt(var) / k
+
+
+def test_paired_score_se_matches_the_stratified_formula_and_pairs_the_rows() -> None:
+    from autobalance.guard import paired_score_se
+    from autobalance.metrics import balanced_error
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate((200, 60, 20, 6))])
+    a = torch.where(torch.rand(len(y), generator=gen) < 0.3, (y + 1) % 4, y)
+    b = torch.where(torch.rand(len(y), generator=gen) < 0.1, (y + 2) % 4, a)  # a, changed a bit
+
+    def score(pred: torch.Tensor, rows: torch.Tensor) -> float:
+        return balanced_error(y[rows], pred, num_classes=4)
+
+    se = paired_score_se(score, a, b, y, draws=4000, seed=1)
+    assert se == pytest.approx(_paired_analytic_se(y, a, b, 4), rel=0.08)
+    assert paired_score_se(score, a, a, y) == 0.0  # identical models: no noise at all
+    # pairing: the SE of a difference between two close models is far below a single score's
+    assert se < 0.5 * balanced_error_se(torch.tensor([200, 60, 20, 6]))
+
+
+def test_keep_z_demands_a_gain_beyond_the_paired_noise() -> None:
+    g = _guard(z=0.0, keep_z=2.0)
+    g.start(0.40)
+    g.last_score = 0.30
+    with torch.no_grad():
+        g.space.raw["additive"].fill_(1.0)
+    # 0.30 vs 0.35: a gain of 0.05 with SE 0.02 passes (needs > 0.04) ...
+    kept = g.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.35, paired_se=0.02
+    )
+    assert not kept["fell_back"] and kept["reference_paired_se"] == 0.02
+    # ... with SE 0.03 it does not (needs > 0.06)
+    back = g.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.35, paired_se=0.03
+    )
+    assert back["fell_back"] and "-0.0600" in back["fallback_reason"]
+    assert g.allowance(0.03) == pytest.approx(-0.06)
+    assert _guard(keep_z=0.0).allowance(0.5) == 0.0
 
 
 def test_the_reference_theta_has_its_own_momentum_buffers() -> None:
@@ -268,3 +325,53 @@ def test_the_reference_theta_has_its_own_momentum_buffers() -> None:
         assert torch.equal(opt.state[p]["momentum_buffer"], b)
     for p, q in zip(model.parameters(), ref_params):  # only the reference moved
         assert not torch.equal(p, q)
+
+
+def test_a_fallback_retrains_exactly_the_fixed_loss_training_of_its_seed() -> None:
+    """α′ is re-centred on S's counts and the retrain draws ``fit``'s batches: a search that
+    falls back hands back the very model ``fit`` trains with the init loss (LA), weight for
+    weight, not another draw of it."""
+    from autobalance import fit, make_loss
+
+    train = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
+    tc = TrainConfig(epochs=4, batch_size=16, warmup_epochs=0)
+    cfg = SearchConfig(seed=3, train=tc)
+    cfg.guard.fallback_margin = -2.0  # no α* can gain 2 in a score within [0, 1]: fall back
+
+    def model_fn() -> nn.Module:
+        return make_model("mlp", 4, in_features=8, hidden=(16,))
+
+    res = AutoBalanceSearch(cfg, model_fn, train).run()
+    assert res.guard["fell_back"]
+    torch.manual_seed(3)
+    la = model_fn()
+    fit(la, make_loss("la", class_counts=train.class_counts()), train, tc, seed=3)
+    for a, b in zip(res.model.state_dict().values(), la.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_paired_balanced_error_se_counts_tiny_classes_as_uncertain() -> None:
+    from autobalance.guard import paired_balanced_error_se, paired_score_se
+    from autobalance.metrics import balanced_error
+
+    # large classes: the Jeffreys-smoothed formula agrees with the stratified bootstrap
+    gen = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate((400, 300, 200))])
+    a = torch.where(torch.rand(len(y), generator=gen) < 0.3, (y + 1) % 3, y)
+    b = torch.where(torch.rand(len(y), generator=gen) < 0.2, (y + 2) % 3, a)
+
+    def score(pred: torch.Tensor, rows: torch.Tensor) -> float:
+        return balanced_error(y[rows], pred, num_classes=3)
+
+    boot = paired_score_se(score, a, b, y, draws=3000, seed=2)
+    assert paired_balanced_error_se(y, a, b) == pytest.approx(boot, rel=0.1)
+    # one validation image in a class, and the two models disagree on it: the bootstrap
+    # cannot see that a 1/K flip is noise (SE 0), the smoothed variance can
+    y1, a1, b1 = torch.tensor([0, 0, 0, 0, 1]), torch.tensor([0, 0, 0, 0, 1]), torch.tensor([0] * 5)
+    exact = math.sqrt(0.5 / 5 / 4 + (1.5 / 2 - 1 / 4) / 1) / 2  # v_k / n_k per class
+    assert paired_balanced_error_se(y1, a1, b1) == pytest.approx(exact)
+
+    def score1(pred: torch.Tensor, rows: torch.Tensor) -> float:
+        return balanced_error(y1[rows], pred, num_classes=2)
+
+    assert paired_score_se(score1, a1, b1, y1) == 0.0

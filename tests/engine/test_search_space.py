@@ -121,3 +121,28 @@ def test_group_la_init_is_the_group_la_loss() -> None:
     torch.testing.assert_close(space.loss(logits, y, g), want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="group_la"):
         SearchSpace(table[:, 0], kind="full", init="group_la")
+
+
+@pytest.mark.parametrize(("kind", "init"), [("clusters", "la"), ("la_tau", "la"), ("full", "vs")])
+def test_rebase_recentres_the_init_and_keeps_alpha_prime(kind: str, init: str) -> None:
+    """effective = init(counts) + D_π α′: rebasing moves the first term only, and α′ = 0 on
+    the new counts is exactly the init of a space built over them (what a fallback retrains)."""
+    search_counts, full_counts = torch.tensor([400, 40, 4]), torch.tensor([500, 50, 5])
+    kw = {"kind": kind, "init": init, "num_clusters": 3} if kind == "clusters" else {"kind": kind}
+    space = SearchSpace(search_counts, init=init, **{k: v for k, v in kw.items() if k != "init"})
+    fresh = SearchSpace(full_counts, init=init, **{k: v for k, v in kw.items() if k != "init"})
+    space.rebase_(full_counts)
+    for comp, value in fresh.effective().items():  # α′ = 0: the init of the full counts
+        torch.testing.assert_close(space.effective()[comp], value)
+    with torch.no_grad():
+        for p in space.raw.values():
+            p.add_(0.3)
+        for p in fresh.raw.values():
+            p.add_(0.3)
+    for comp, value in fresh.effective().items():  # the same α′ on the same counts
+        torch.testing.assert_close(space.effective()[comp], value)
+    assert space.clusters.tolist() == SearchSpace(search_counts, **kw).clusters.tolist()
+    with pytest.raises(ValueError, match="shape"):
+        space.rebase_(torch.tensor([5, 5]))
+    with pytest.raises(ValueError, match="empty"):
+        space.rebase_(torch.tensor([5, 0, 5]))
