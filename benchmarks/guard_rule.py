@@ -1,19 +1,18 @@
 """Which keep/fall-back rule for the guard? An offline study on ablation rows (issue 8).
 
-Reads rows written by ``ablation_small.py`` for a variant run with the fallback off (``keep``,
-``old_upper_keep``: α* is always kept, and the guard's S_V scores are still recorded) and
-replays the guard's final decision for a grid of ``guard.keep_z``: α* is kept when both the
-searched θ and the θ trained from scratch with α* beat the reference θ (init loss) on S_V by
-more than ``keep_z`` paired standard errors; otherwise the run hands back the init, whose test
-error is the LA row of the same seed. Prints, per rule, the outcome minus LA (mean, worst) and
-how often α* was kept::
+Reads runs of a variant with the fallback off (``keep``, ``old_upper_keep``: α* is always
+kept, and the guard's S_V scores and paired SEs are still recorded) and replays the guard's
+final decision for a grid of ``guard.keep_z``: α* is kept when the searched θ scores no worse
+than the reference θ (init loss) on S_V and the θ trained from scratch with α* beats it by more
+than ``keep_z`` paired standard errors; otherwise the run hands back the init, whose test error
+is the LA row of the same seed (a fallback retrains exactly that training). Prints, per rule,
+the outcome minus LA (mean, worst) and how often α* was kept::
 
-    python benchmarks/ablation_small.py --seeds 0 1 ... 15 --variants keep old_upper_keep \\
+    python benchmarks/ablation_small.py --seeds 0 1 ... 15 --variants keep old_upper_keep \
         --out /tmp/study_keep.json --no-summary
     python benchmarks/guard_rule.py /tmp/study_keep.json
-
-The replay is exact for the decision; the fallback's test error is LA's own training rather
-than the search's retrain with α₀ (same loss, data and initial weights, another batch order).
+    # B1 runs: the per-run JSON of the fallback-off variant and of LA (same seeds)
+    python benchmarks/guard_rule.py --b1 results/b1/fit_keep results/b1/fit
 """
 
 from __future__ import annotations
@@ -24,21 +23,26 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+GUARD_SCORES = (
+    "final_val_score",
+    "reference_val_score",
+    "from_scratch_val_score",
+    "from_scratch_paired_se",
+)
 
 
 def keeps(row: dict[str, Any], keep_z: float, margin: float = 0.0) -> bool:
-    """The guard's final decision for ``row`` under ``keep_z`` (``fallback_margin`` = margin)."""
+    """The guard's final decision for ``row`` under ``keep_z`` (``fallback_margin`` = margin):
+    the searched θ must not score worse than the reference on S_V, and the θ trained from
+    scratch with α* must beat it by ``keep_z`` paired SEs (the last check weighs the noise)."""
     ref = row["reference_val_score"]
-    for score, se in (
-        (row["final_val_score"], row["reference_paired_se"]),
-        (row["from_scratch_val_score"], row["from_scratch_paired_se"]),
-    ):
-        if score is None or ref is None:
-            continue
-        if score > ref + margin - keep_z * (se or 0.0):
-            return False
-    return True
+    if ref is None:
+        return True
+    if row["final_val_score"] > ref + margin:
+        return False
+    scratch, se = row["from_scratch_val_score"], row["from_scratch_paired_se"] or 0.0
+    return scratch is None or scratch <= ref + margin - keep_z * se
 
 
 def replay(rows: list[dict[str, Any]], method: str, keep_z: float) -> dict[str, Any]:
@@ -62,12 +66,37 @@ def replay(rows: list[dict[str, Any]], method: str, keep_z: float) -> dict[str, 
     }
 
 
+def b1_rows(runs: Path, la_runs: Path) -> list[dict[str, Any]]:
+    """Rows in ``ablation_small.py``'s shape from b1_cifar10_lt.py's per-run JSON: every
+    AutoBalance run in ``runs`` with the guard's scores, and the ``la`` run of its seed."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(runs.glob("autobalance*__s*.json")):
+        run = json.loads(path.read_text())
+        la_path = la_runs / f"la__s{run['seed']}.json"
+        if not la_path.exists():
+            continue
+        la = json.loads(la_path.read_text())["balanced_error"]
+        rows.append({"problem": "b1", "method": "la", "seed": run["seed"], "balanced_error": la})
+        rows.append(
+            {"problem": "b1", "method": run["method"], "seed": run["seed"]}
+            | {"balanced_error": run["balanced_error"], "minus_la": run["balanced_error"] - la}
+            | {key: run["guard"].get(key) for key in GUARD_SCORES}
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("rows", help="an ablation_small.py JSON with a fallback-off variant")
+    p.add_argument("rows", nargs="?", help="an ablation_small.py JSON with a fallback-off variant")
+    p.add_argument("--b1", nargs=2, metavar=("RUNS", "LA_RUNS"), help="b1 per-run JSON folders")
     p.add_argument("--grid", type=float, nargs="+", default=list(GRID))
     args = p.parse_args(argv)
-    rows = json.loads(Path(args.rows).read_text())["rows"]
+    if args.b1:
+        rows = b1_rows(Path(args.b1[0]), Path(args.b1[1]))
+    elif args.rows:
+        rows = json.loads(Path(args.rows).read_text())["rows"]
+    else:
+        p.error("give an ablation JSON or --b1 RUNS LA_RUNS")
     methods = sorted({r["method"] for r in rows if r["method"] != "la"})
     result: dict[str, Any] = {}
     print(f"{'method':32s} {'keep_z':>6s} {'mean−LA':>8s} {'worst':>7s} {'best':>7s} kept")

@@ -257,11 +257,13 @@ class GuardConfig(StrictConfig):
     worse on S_V than the reference. The searched θ saw the whole α trajectory, the retrain
     sees α* alone, and the two can disagree.
 
-    ``keep_z``: with the reference, α* is kept only when each compared θ beats the reference
-    by at least ``keep_z`` standard errors of the paired score difference on S_V
-    (:func:`autobalance.guard.paired_score_se`, a stratified paired bootstrap): the allowance
-    becomes ``fallback_margin`` − ``keep_z`` · SE. α* was tuned on S_V, so a gain smaller than
-    S_V's noise is more likely luck than a better loss. ``keep_z = 0``: any gain keeps α*.
+    ``keep_z``: with the reference, the last check (the from-scratch θ's, or the searched θ's
+    when ``check_from_scratch`` is off) keeps α* only when its θ beats the reference by at
+    least ``keep_z`` standard errors of the paired score difference on S_V
+    (:func:`autobalance.guard.paired_balanced_error_se` for a balanced error, otherwise
+    :func:`autobalance.guard.paired_score_se`): the allowance becomes ``fallback_margin`` −
+    ``keep_z`` · SE. α* was tuned on S_V, so a gain within S_V's noise is more likely luck than
+    a better loss. ``keep_z = 0``: any gain keeps α*.
 
     ``fallback``: false keeps α* whatever the scores say (they are still measured and reported).
 

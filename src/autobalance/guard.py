@@ -311,8 +311,9 @@ class SearchGuard:
         """Set α* in the space: tail-averaged if asked, or the init on fallback; report.
 
         ``reference_score``: S_V score of the reference θ trained with α₀; when given,
-        α* falls back if the searched θ scores worse than it by more than ``fallback_margin``
-        − ``keep_z`` · ``paired_se`` (the SE of the searched − reference difference).
+        α* falls back if the searched θ scores worse than it by more than ``fallback_margin``,
+        less ``keep_z`` · ``paired_se`` (the SE of the searched − reference difference) when
+        this is the last check (``check_from_scratch`` off).
         """
         averaged = 0
         if average > 0 and self.snapshots:
@@ -326,7 +327,8 @@ class SearchGuard:
         against: float | None
         if reference_score is not None:
             against, what = reference_score, "the reference θ trained with the init loss"
-            allowance = self.allowance(paired_se)
+            # keep_z weighs the last check's evidence: the from-scratch θ's, when it runs
+            allowance = self.allowance(None if self.cfg.check_from_scratch else paired_se)
         else:
             against, what = self.start_score, "the start of the search"
             allowance = self.cfg.fallback_margin + self.noise

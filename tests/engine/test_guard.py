@@ -274,7 +274,14 @@ def test_paired_score_se_matches_the_stratified_formula_and_pairs_the_rows() -> 
 
 
 def test_keep_z_demands_a_gain_beyond_the_paired_noise() -> None:
-    g = _guard(z=0.0, keep_z=2.0)
+    # with the from-scratch check on, keep_z weighs that check, not the searched θ's
+    on = _guard(z=0.0, keep_z=2.0)
+    on.start(0.40)
+    on.last_score = 0.30
+    assert not on.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.31, paired_se=0.5
+    )["fell_back"]
+    g = _guard(z=0.0, keep_z=2.0, check_from_scratch=False)
     g.start(0.40)
     g.last_score = 0.30
     with torch.no_grad():
