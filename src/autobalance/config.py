@@ -293,7 +293,7 @@ class GuardConfig(StrictConfig):
     z: float = 2.0
     reference: bool = True
     check_from_scratch: bool = True
-    keep_z: float = 0.0
+    keep_z: float = 2.0
 
 
 @dataclass

@@ -336,6 +336,7 @@ class SearchGuard:
         if (
             self.cfg.enabled
             and self.cfg.fallback
+            and not self.at_init()
             and against is not None
             and self.last_score is not None
             and self.last_score > against + allowance
@@ -374,6 +375,11 @@ class SearchGuard:
             "averaged_snapshots": averaged,
             "events": list(self.events),
         }
+
+    def at_init(self) -> bool:
+        """Whether α′ is still exactly its initialisation (nothing to check or fall back from)."""
+        current = self.space.searched()
+        return all(torch.equal(current[k].detach().cpu(), v.cpu()) for k, v in self.alpha0.items())
 
     def reset_to_init(self) -> None:
         """α′ ← α₀ (the fallback)."""

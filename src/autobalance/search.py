@@ -986,6 +986,7 @@ class AutoBalanceSearch:
                 ref_pred is not None
                 and cfg.guard.check_from_scratch
                 and not guard_report["fell_back"]
+                and not self.guard.at_init()  # α* = α₀: the reference θ is that training
             ):
                 t_chk = time.perf_counter()
                 guard_report = self._check_from_scratch(ref_pred, rebuild, guard_report)

@@ -117,6 +117,8 @@ def test_fallback_against_the_reference_and_against_the_start() -> None:
     # without a reference: the start of the search, plus the noise allowance
     h = _guard(z=1.0)
     h.start(0.30)
+    with torch.no_grad():
+        h.space.raw["additive"].fill_(1.0)  # α moved (an unmoved α is never a fallback)
     h.last_score = 0.30 + 0.9 * h.noise
     assert not h.finish(average=0.0, search_epochs=10, start_epoch=4)["fell_back"]
     h.last_score = 0.30 + 1.1 * h.noise
@@ -382,3 +384,18 @@ def test_paired_balanced_error_se_counts_tiny_classes_as_uncertain() -> None:
         return balanced_error(y1[rows], pred, num_classes=2)
 
     assert paired_score_se(score1, a1, b1, y1) == 0.0
+
+
+def test_an_alpha_that_never_moved_is_not_a_fallback() -> None:
+    # α* = α₀ (e.g. every hyper-step skipped): the reference θ *is* that training, so there is
+    # nothing to compare, check from scratch, or fall back from, whatever keep_z demands
+    g = _guard(z=0.0, keep_z=2.0, check_from_scratch=False)
+    g.start(0.40)
+    g.last_score = 0.45
+    assert g.at_init()
+    rep = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.40)
+    assert not rep["fell_back"] and rep["fallback_reason"] is None
+    with torch.no_grad():
+        g.space.raw["additive"].add_(0.1)
+    assert not g.at_init()
+    assert g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.40)["fell_back"]
