@@ -55,15 +55,20 @@ def _config(seed: int) -> SearchConfig:
 def test_default_search_never_ends_far_worse_than_la(name: str) -> None:
     # Measured (seeds 0-3, E=30): AutoBalance − LA from −0.026 to +0.014, mean −0.001; the
     # pre-issue-8 settings with α lr 0.5 ended +0.13 to +0.51 worse on every seed (collapse).
+    # With the keep rule (guard.keep_z = 2) a run either keeps an α* that beat LA's reference by
+    # two paired SEs on S_V or retrains exactly LA's model: a fallback's difference is 0.
     torch.set_num_threads(1)
-    diffs = []
+    diffs, kept = [], []
     for seed in (11, 12, 13):
         train, test = PROBLEMS[name](seed)
         la = _la_error(train, test, seed)
         res = search(_config(seed), _mlp(train), train)
         diffs.append(evaluate(res.model, test)["balanced_error"] - la)
         assert set(res.guard) >= {"fell_back", "rollbacks", "spikes_clipped"}
-    assert max(diffs) < 0.04, diffs
+        if res.guard["fell_back"]:
+            assert diffs[-1] == 0.0, diffs  # LA's own model, not another draw of it
+        kept.append(not res.guard["fell_back"])
+    assert max(diffs) < 0.02, (diffs, kept)
 
 
 def test_a_search_driven_the_wrong_way_rolls_back_and_falls_back_to_its_init() -> None:
