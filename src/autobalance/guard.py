@@ -15,8 +15,13 @@ grows, a Neumann step sized for the old curvature diverges, and the hypergradien
 - **fallback**: at the end, α* is reset to its initialisation (e.g. LA) when S_V's score is
   worse than that of a *reference* θ trained with the init loss α₀ from the start of
   the search on the same batches (:class:`ReferenceTrajectory`, ``reference``), by more than
-  ``fallback_margin``. Without the reference (it costs the θ-steps of the search epochs once
-  more), the comparison is with the start of the search, allowing ``fallback_margin`` + noise.
+  ``fallback_margin``; and (``check_from_scratch``) when a θ trained from scratch with α* does
+  not beat the reference by ``keep_z`` standard errors of the paired difference
+  (:func:`paired_balanced_error_se`, :func:`paired_score_se`): α* is tuned on S_V, and with a
+  few validation images per rare class a better S_V score is weak evidence. Without the
+  reference (it costs the θ-steps of the search epochs once more), the comparison is with the
+  start of the search, allowing ``fallback_margin`` + noise. The search's retrain then trains
+  α₀ exactly as a fixed-loss training of the same seed would: a fallback *is* that model.
 
 The score is the error the validation objective stands for (:func:`guard_score`): balanced
 error for the class objectives, ``(1 − λ)·error + λ·DEO`` for the fairness blend, and so on.
