@@ -86,6 +86,22 @@ def paired_balanced_error_se(y: Tensor, pred_a: Tensor, pred_b: Tensor) -> float
     return math.sqrt(var) / max(1, classes.numel())
 
 
+def min_keepable_gain(counts: Tensor, keep_z: float) -> float:
+    """The smallest balanced-error gain on S_V that the keep rule can accept: ``keep_z`` × the
+    paired SE of :func:`paired_balanced_error_se` when the two models agree on every image
+    (m_k = s_k = 0, so v_k = ½/(n_k + 1)): (keep_z/K)·√(Σ_k ½/((n_k + 1)·n_k)).
+
+    A property of the validation counts alone, known before the search runs: with one or two
+    validation images in a class it is several points, and α* can only be kept by a gain that
+    large.
+    """
+    n = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    n = n[n > 0]
+    if n.numel() == 0:
+        return 0.0
+    return float(keep_z * torch.sqrt((0.5 / ((n + 1) * n)).sum()) / n.numel())
+
+
 BOOTSTRAP_DRAWS = 200  # resamples of S_V behind :func:`paired_score_se`
 
 
@@ -182,6 +198,11 @@ class SearchGuard:
         self.score_name = score_name
         self.space = space
         self.noise = cfg.z * balanced_error_se(val_counts)
+        self.min_keepable_gain = (
+            min_keepable_gain(val_counts, cfg.keep_z)
+            if score_name == "balanced error" and cfg.reference and cfg.check_from_scratch
+            else None
+        )
         self.alpha0 = self._raw_copy()
         self.norms: list[float] = []
         self.start_score: float | None = None
@@ -377,6 +398,7 @@ class SearchGuard:
             "reference_paired_se": self.paired_se,
             "pinned_fraction": self.pinned_fraction(),
             "noise": self.noise,
+            "min_keepable_gain": self.min_keepable_gain,
             "averaged_snapshots": averaged,
             "events": list(self.events),
         }
@@ -471,6 +493,7 @@ __all__ = [
     "balanced_error_se",
     "guard_score",
     "guard_score_name",
+    "min_keepable_gain",
     "paired_balanced_error_se",
     "paired_score_se",
 ]

@@ -281,6 +281,17 @@ class AutoBalanceSearch:
             _counts(self.s_val),
             score_name=guard_score_name(config.objective, config.objective_lam),
         )
+        floor = self.guard.min_keepable_gain
+        if config.guard.enabled and config.guard.fallback and floor is not None and floor > 0.05:
+            log.warning(
+                "the validation split is small (rarest classes: %s images): the guard can keep "
+                "α* only if it beats the init by ≥ %.1f pt of balanced error on S_V "
+                "(guard.keep_z = %g); otherwise the search hands back the init. A larger "
+                "val_fraction or a lower keep_z changes that.",
+                sorted(int(c) for c in _counts(self.s_val).flatten())[:3],
+                100 * floor,
+                config.guard.keep_z,
+            )
 
     # ------------------------------------------------------------------ helpers
     def _new_model(self) -> nn.Module:

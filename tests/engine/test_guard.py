@@ -399,3 +399,24 @@ def test_an_alpha_that_never_moved_is_not_a_fallback() -> None:
         g.space.raw["additive"].add_(0.1)
     assert not g.at_init()
     assert g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.40)["fell_back"]
+
+
+def test_min_keepable_gain_is_the_keep_rule_at_full_agreement() -> None:
+    from autobalance.guard import min_keepable_gain, paired_balanced_error_se
+
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate((40, 6, 1))])
+    same = y.clone()  # two models that agree on every image
+    assert min_keepable_gain(torch.tensor([40, 6, 1]), 2.0) == pytest.approx(
+        2.0 * paired_balanced_error_se(y, same, same)
+    )
+    # a one-image class alone puts the floor at (z/K)·√¼: 2/3 · ½ = 33 pt of balanced error
+    assert min_keepable_gain(torch.tensor([1, 1000, 1000]), 2.0) == pytest.approx(1 / 3, rel=0.01)
+    assert _guard(keep_z=2.0).report()["min_keepable_gain"] == pytest.approx(
+        min_keepable_gain(torch.tensor([10, 4, 1]), 2.0)
+    )
+
+
+def test_a_search_on_a_tiny_validation_split_warns_up_front(caplog) -> None:
+    with caplog.at_level("WARNING", logger="autobalance"):
+        _engine()
+    assert any("validation split is small" in r.getMessage() for r in caplog.records)
