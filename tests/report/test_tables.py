@@ -91,3 +91,24 @@ def test_compare_rows_adds_group_columns_only_with_groups() -> None:
     headers, rows = compare_rows([plain, grouped], ["a", "b"])
     assert headers[-4:] == ["group bal.err", "worst group", "DEO", "time (s)"]
     assert rows[0][5:8] == [None, None, None] and rows[1][5:8] == [0.3, 0.6, 0.05]
+
+
+def test_the_guard_sentence_says_what_the_keep_rule_saw() -> None:
+    from autobalance.report.markdown import guard_sentence
+
+    guard = {
+        "fell_back": True,
+        "fallback_reason": "a θ trained from scratch with α* scored 0.30 …",
+        "start_val_score": 0.40,
+        "final_val_score": 0.31,
+        "reference_val_score": 0.33,
+        "from_scratch_val_score": 0.30,
+        "from_scratch_paired_se": 0.05,
+        "min_keepable_gain": 0.12,
+    }
+    text = guard_sentence(guard)
+    assert text.startswith("**The search fell back to its initialisation.**")
+    assert "scored 0.3000 against 0.3300" in text and "paired standard error 0.0500" in text
+    assert "at least 12.0 pt" in text
+    quiet = guard_sentence({"fell_back": False, "min_keepable_gain": 0.01})
+    assert quiet.startswith("The search kept") and "at least" not in quiet

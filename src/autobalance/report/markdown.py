@@ -537,8 +537,22 @@ def guard_sentence(guard: Mapping[str, Any]) -> str:
         if start is not None and final is not None
         else ""
     )
+    ref, scratch = guard.get("reference_val_score"), guard.get("from_scratch_val_score")
+    se = guard.get("from_scratch_paired_se")
+    checks = ""
+    if ref is not None and scratch is not None and se is not None:
+        checks = (
+            f" A θ trained from scratch with α* scored {scratch:.4f} against {ref:.4f} for the"
+            f" init loss's reference θ (paired standard error {se:.4f})."
+        )
+    floor = guard.get("min_keepable_gain")
+    if floor is not None and floor > 0.05:
+        checks += (
+            f" With this validation split the guard could keep α* only for a gain of at least"
+            f" {100 * floor:.1f} pt on it."
+        )
     return (
-        f"{head}{scores} Rollbacks: {guard.get('rollbacks', 0)}; hypergradient spikes clipped: "
-        f"{guard.get('spikes_clipped', 0)}; α′ entries on a bound: "
+        f"{head}{scores}{checks} Rollbacks: {guard.get('rollbacks', 0)}; hypergradient spikes "
+        f"clipped: {guard.get('spikes_clipped', 0)}; α′ entries on a bound: "
         f"{100 * float(guard.get('pinned_fraction') or 0):.0f} %."
     )
