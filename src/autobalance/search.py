@@ -74,7 +74,6 @@ from autobalance.guard import (
 from autobalance.hypergrad import NonFiniteHypergradient, implicit_hypergradient
 from autobalance.hypergrad.eigen import power_iteration
 from autobalance.losses import ParametricCE
-from autobalance.metrics import evaluate_predictions
 from autobalance.objectives import make_objective
 from autobalance.search_space import SearchSpace
 from autobalance.train import (
@@ -86,6 +85,7 @@ from autobalance.train import (
     make_optimizer,
     make_scheduler,
     predict_data,
+    prediction_metrics,
     run_epochs,
     seeded_generator,
 )
@@ -570,21 +570,9 @@ class AutoBalanceSearch:
     def _score_predictions(self, pred: Tensor, rows: Tensor | None = None) -> float:
         """The guard's score (:func:`guard_score`) of predictions of S_V's ``rows`` (all rows
         when None)."""
-        v = self.s_val
-        groups = v.groups
-        y = v.y if rows is None else v.y[rows]
-        if groups is not None and rows is not None:
-            groups = groups[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # empty cells already warned about once
-            metrics = evaluate_predictions(
-                y,
-                pred,
-                groups=groups,
-                num_classes=v.num_classes,
-                num_groups=v.num_groups if v.groups is not None else None,
-                cell_weights=v.error_weights,
-            )
+            metrics = prediction_metrics(self.s_val, pred, rows)
         return guard_score(metrics, self.cfg.objective, self.cfg.objective_lam)
 
     def _val_score(self, model: nn.Module) -> float:

@@ -329,10 +329,23 @@ def evaluate(
     pred = predict_data(
         model, data, batch_size=batch_size, transform=transform, device=device, sharded=sharded
     )
+    return prediction_metrics(data, pred)
+
+
+def prediction_metrics(
+    data: LabelledData, pred: Tensor, rows: Tensor | None = None
+) -> dict[str, Any]:
+    """:func:`autobalance.metrics.evaluate_predictions` of ``pred`` against ``data``'s labels,
+    groups and cell weights, over the rows ``rows`` of ``data`` (all rows when None; ``pred``
+    then holds the predictions of those rows, in that order)."""
+    y, groups = data.y, data.groups
+    if rows is not None:
+        y = y[rows]
+        groups = None if groups is None else groups[rows]
     return evaluate_predictions(
-        data.y,
+        y,
         pred,
-        groups=data.groups,
+        groups=groups,
         num_classes=data.num_classes,
         num_groups=data.num_groups if data.groups is not None else None,
         cell_weights=data.error_weights,
@@ -525,6 +538,7 @@ __all__ = [
     "predict",
     "predict_data",
     "predict_stream",
+    "prediction_metrics",
     "run_epochs",
     "seeded_generator",
     "train_epoch",
