@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import platform
 import time
@@ -56,6 +57,7 @@ from autobalance.config import apply_overrides, from_dict, to_dict
 from autobalance.data import load_cifar_lt
 from autobalance.losses import set_value_checks
 from autobalance.presets import load_config
+from autobalance.progress import EpochLogger
 from autobalance.train import TrainConfig
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_cifar10_lt
@@ -180,6 +182,13 @@ def protocol_config(protocol: Protocol, epochs: int | None) -> SearchConfig:
     return from_dict(SearchConfig, data)
 
 
+def drw_epoch(tc: TrainConfig) -> int:
+    """LDAM-DRW's re-weighting epoch on schedule ``tc``: its first lr decay (0.75·E without
+    milestones)."""
+    first = min(tc.milestones) if tc.milestones else 0.75
+    return int(first * tc.epochs)
+
+
 def method_config(base: SearchConfig, method: str, seed: int, device: str, sets: list[str]):
     """The SearchConfig of ``autobalance`` / ``autobalance+VARIANT`` plus ``--set`` overrides."""
     _, _, variant = method.partition("+")
@@ -200,8 +209,12 @@ def run_one(
     test,
     device: str,
     sets: list[str],
+    log_every: int = 0,
 ) -> dict[str, Any]:
-    """Train one (method, seed) and return its row (test metrics, seconds, α, guard)."""
+    """Train one (method, seed) and return its row (test metrics, seconds, α, guard).
+
+    ``log_every`` > 0: one progress line per that many epochs of every phase (a run stopped by
+    a time limit still shows how far it got, and at what pace)."""
     # a fixed loss trains on the final model's schedule (the paper preset's retrain_train),
     # as `autobalance train` does; the cpu/fit/pda protocols have one schedule
     tc: TrainConfig = base.retrain_config()
@@ -224,6 +237,7 @@ def run_one(
             eval_transform=tf_eval,
             device=device,
             augment=as_batch_augment(augment),
+            callbacks=EpochLogger(log_every) if log_every else None,
         )
         return float(hist[-1]["train_acc"])
 
@@ -232,7 +246,13 @@ def run_one(
     if method.startswith("autobalance"):
         cfg = method_config(base, method, seed, device, sets)
         res = search(
-            cfg, model_fn, train, test_data=None, transform=tf_train, eval_transform=tf_eval
+            cfg,
+            model_fn,
+            train,
+            test_data=None,
+            transform=tf_train,
+            eval_transform=tf_eval,
+            callbacks=[EpochLogger(log_every)] if log_every else None,
         )
         model = res.model
         start = round(cfg.hyper_start * cfg.train.epochs)
@@ -277,7 +297,9 @@ def run_one(
         if name not in BASELINES or (opt and not opt.startswith("tau=")):
             raise SystemExit(f"unknown method '{method}'")
         opts: dict[str, Any] = {
-            "ldam_drw": {"drw_epoch": int(0.75 * tc.epochs)},
+            # DRW re-weights from the schedule's first lr decay, as in LDAM-DRW (160 of 200):
+            # 0.75·E on B1 CPU/fit, 160 of the paper protocol's 200-epoch final schedule
+            "ldam_drw": {"drw_epoch": drw_epoch(tc)},
             "vs": {"gamma": 0.2, "tau": 1.2},
             "cdt": {"gamma": 0.2},
         }.get(name, {})
@@ -323,7 +345,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--skip-done", action="store_true", help="reuse finished per-run files")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--log-every", type=int, default=0, help="a progress line per N epochs (0: none)"
+    )
     args = p.parse_args(argv)
+    if args.log_every:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -366,6 +393,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 test=test,
                 device=args.device,
                 sets=args.set,
+                log_every=args.log_every,
             )
             row.update(
                 protocol=protocol.key,
@@ -373,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 n_train=len(train),
                 arch=protocol.arch,
                 epochs=base.train.epochs,
+                final_epochs=base.retrain_config().epochs,  # a fixed loss trains on these
                 augment=protocol.augment,
                 overrides=args.set,
                 env=env,

@@ -4,7 +4,8 @@
 #
 # Usage: NPZ=path/to/cifar10_jpeg_yoongikim.npz bash benchmarks/run_b1_gpu.sh MODE [SEED ...]
 #   MODE=paper:       --protocol paper (ResNet-32, E=300): ce | la | ldam_drw | autobalance,
-#                     four processes per seed
+#                     four processes per seed, each logging a line per 10 epochs (a run stopped
+#                     by LIMIT still shows its pace)
 #   MODE=baselines:   --protocol cpu: ce la ldam_drw | cdt vs
 #   MODE=autobalance: --protocol cpu: ce autobalance | ldam_drw | autobalance with head scope and
 #                     CG (tag "head"); the CE inside the AutoBalance process gives the side-by-side
@@ -79,7 +80,7 @@ for s in $SEEDS; do
   case "$MODE" in
     paper)
       for m in ce la ldam_drw autobalance; do
-        b1 "s${s}_$m" "$TAG" --seeds "$s" --methods "$m"
+        b1 "s${s}_$m" "$TAG" --seeds "$s" --methods "$m" --log-every 10
         run "$s" "$TAG" "$m"
       done
       ;;
