@@ -14,7 +14,9 @@ class Callback:
     """Base class: override the events you need. ``info`` dicts are plain JSON-ready data."""
 
     def on_phase_start(self, phase: str, info: dict[str, Any]) -> None:
-        """A phase (``warmup``, ``search``, ``retrain``, ``train``) begins."""
+        """A phase (``warmup``, ``search``, ``retrain``, ``train``) begins. ``check``: the
+        search guard's from-scratch training with α* (after the search's last epoch, before
+        its end event; θ-step events only, no epoch records)."""
 
     def on_epoch_end(self, phase: str, epoch: int, record: dict[str, Any]) -> None:
         """An epoch ended; ``record`` holds its losses, α and metrics."""
@@ -27,7 +29,8 @@ class Callback:
         θ-step (1-based); ``info`` holds ``epoch`` and ``steps_per_epoch`` (plain ints)."""
 
     def on_phase_end(self, phase: str, info: dict[str, Any]) -> None:
-        """A phase ended."""
+        """A phase ended. ``check``'s ``info``: ``val_score``, ``reference_val_score``,
+        ``paired_se``, ``allowance`` and ``passed``, or ``skipped`` (the reason) alone."""
 
 
 class CallbackList(Callback):

@@ -9,9 +9,13 @@
   :func:`verbose_callbacks`: the library's ``verbose=`` (0 silent, 1 bars, 2 bars and logs);
 - :func:`search_plan` / :func:`plan_progress`: the θ-steps of every phase, for the run's ETA.
 
-The whole-run ETA is ``remaining θ-steps × elapsed / θ-steps done`` (this process's steps);
-the search guard's reference and from-scratch trainings emit no step events, so their time
-is folded into the rate of the search steps.
+The whole-run ETA is ``remaining θ-steps × elapsed / θ-steps done`` (this process's steps).
+The search guard's from-scratch check (a training of θ on S_T with α* frozen, after the
+search's last epoch, before the search phase's end event) is its own phase, ``check``: it
+has a bar and a start and an end line, and no epoch records; when it is skipped (the search
+fell back, or α never moved) only its end is emitted, with ``skipped``. The guard's
+reference θ trains one epoch per search epoch without step events, so its time is folded
+into the rate of the search steps.
 """
 
 from __future__ import annotations
@@ -128,6 +132,8 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
+        if self.bar is not None:  # the check starts after the search's last θ-step
+            self.on_phase_end(self._phase, {})
         self._phase, self._epochs, self.hyper = phase, int(info.get("epochs", 0)), 0
         total = self.plan.get(phase)
         self._spe = total // self._epochs if total and self._epochs else 0
@@ -223,17 +229,38 @@ class EpochLogger(Callback):
         self.phase, self.epochs, self.hyper = phase, int(info.get("epochs", 0)), 0
         if self._t0 is None:
             self._t0 = time.perf_counter()
+        if phase == "check":
+            self.log.info(
+                f"[check] training θ from scratch with α* on S_T ({self.epochs} epochs): "
+                "the guard keeps α* only if it beats the init loss's training"
+            )
 
     def on_hyper_step(self, phase: str, step: int, info: dict[str, Any]) -> None:
         self.hyper += int(bool(info.get("applied", True)))
 
+    def _elapsed(self) -> str:
+        return _interval(0.0 if self._t0 is None else time.perf_counter() - self._t0)
+
+    def on_phase_end(self, phase: str, info: dict[str, Any]) -> None:
+        """The guard's from-scratch check has no epoch records: one line for its outcome."""
+        if phase != "check":
+            return
+        if "skipped" in info:
+            self.log.info(f"[check] skipped ({info['skipped']})")
+            return
+        verdict = "α* kept" if info.get("passed") else "α* not better: falls back"
+        self.log.info(
+            f"[check] θ from scratch with α*  {self._elapsed()} elapsed  "
+            f"val score {info['val_score']:.4f}  reference {info['reference_val_score']:.4f}  "
+            f"paired SE {info['paired_se']:.4f}  {verdict}"
+        )
+
     def line(self, phase: str, epoch: int, record: Mapping[str, Any]) -> str:
         """The text of one epoch's record."""
-        elapsed = 0.0 if self._t0 is None else time.perf_counter() - self._t0
         of = f"/{self.epochs}" if self.epochs else ""
         parts = [
             f"[{record.get('phase', phase)}] epoch {epoch + 1}{of}",
-            f"{_interval(elapsed)} elapsed",
+            f"{self._elapsed()} elapsed",
             *(f"{split} bal.err {err:.4f}" for split, err in headline_errors(record)),
         ]
         if isinstance(record.get("train_loss"), float | int):
@@ -281,9 +308,14 @@ def verbose_callbacks(verbose: int, stream: TextIO | None = None) -> list[Callba
 
 def search_plan(engine: Any) -> dict[str, int]:
     """θ-steps of each phase of an :class:`~autobalance.search.AutoBalanceSearch`: the search
-    (warm-up included) on S_T and, when it retrains, the retrain on all of S."""
+    (warm-up included) on S_T, the guard's from-scratch check on S_T when it is on (a skipped
+    check counts as done when its end is emitted) and, when it retrains, the retrain on S."""
     cfg = engine.cfg
-    plan = {"search": cfg.train.epochs * cfg.train.steps_per_epoch(len(engine.s_train))}
+    search_steps = cfg.train.epochs * cfg.train.steps_per_epoch(len(engine.s_train))
+    plan = {"search": search_steps}
+    g = cfg.guard
+    if g.enabled and g.reference and g.check_from_scratch:
+        plan["check"] = search_steps
     if cfg.retrain:
         r = cfg.retrain_config()
         plan["retrain"] = r.epochs * r.steps_per_epoch(len(engine.full))

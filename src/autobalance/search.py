@@ -195,6 +195,17 @@ def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
     return loss
 
 
+class _StepEvents(Callback):
+    """Forwards only the θ-step events (``on_batch_end``) to ``target``: a training whose
+    epochs belong to no phase record (the guard's from-scratch check) still moves the bars."""
+
+    def __init__(self, target: Callback) -> None:
+        self.target = target
+
+    def on_batch_end(self, phase: str, step: int, info: dict[str, Any]) -> None:
+        self.target.on_batch_end(phase, step, info)
+
+
 class AutoBalanceSearch:
     """Algorithm 1 with explicit phases, events, checkpoints and resume.
 
@@ -604,6 +615,9 @@ class AutoBalanceSearch:
         cfg = self.cfg
         model = self._new_model()
         optimizer, scheduler = rebuild(model)
+        # a whole training without evaluation: progress bars see its θ-steps (phase "check");
+        # the epoch records stay out of metrics.jsonl, which holds the search and retrain
+        self.callbacks.on_phase_start("check", {"epochs": cfg.train.epochs})
         self._train_on_s_train(
             "check",
             model,
@@ -613,13 +627,25 @@ class AutoBalanceSearch:
             0,
             None,
             augment=as_batch_augment(self.policy),
+            step_events=True,
         )
         pred = self._val_predictions(model)
         score, ref_score = self._score_predictions(pred), self._score_predictions(ref_pred)
         se = self._paired_se(pred, ref_pred)
         allowance = self.guard.allowance(se)
         report = {**report, "from_scratch_val_score": score, "from_scratch_paired_se": se}
-        if cfg.guard.enabled and cfg.guard.fallback and score > ref_score + allowance:
+        fell_back = score > ref_score + allowance
+        self.callbacks.on_phase_end(
+            "check",
+            {
+                "val_score": score,
+                "reference_val_score": ref_score,
+                "paired_se": se,
+                "allowance": allowance,
+                "passed": not fell_back,
+            },
+        )
+        if cfg.guard.enabled and cfg.guard.fallback and fell_back:
             self.guard.reset_to_init()
             report["fell_back"] = True
             report["fallback_reason"] = (
@@ -657,10 +683,12 @@ class AutoBalanceSearch:
         start_epoch: int,
         end_epoch: int | None,
         augment: Any = None,
+        step_events: bool = False,
     ) -> None:
         """θ-steps only on S_T over the search's batches and augmentations (its seed and phase),
-        without evaluation or events: the reference θ and the from-scratch check (``augment``:
-        their augmentation policy, the init's or α*'s)."""
+        without evaluation: the reference θ and the from-scratch check (``augment``: their
+        augmentation policy, the init's or α*'s). ``step_events``: emit ``on_batch_end`` to the
+        callbacks (progress), and no epoch events."""
         run_epochs(
             phase,
             model,
@@ -676,6 +704,7 @@ class AutoBalanceSearch:
             device=self.device,
             phase_id=_PHASE_ID["search"],
             augment=augment,
+            callbacks=_StepEvents(self.callbacks) if step_events else None,
         )
 
     # ------------------------------------------------------------------ checkpoint
@@ -981,15 +1010,15 @@ class AutoBalanceSearch:
                 reference_score=ref_score,
                 paired_se=paired_se,
             )
-            if (
-                ref_pred is not None
-                and cfg.guard.check_from_scratch
-                and not guard_report["fell_back"]
-                and not self.guard.at_init()  # α* = α₀: the reference θ is that training
-            ):
-                t_chk = time.perf_counter()
-                guard_report = self._check_from_scratch(ref_pred, rebuild, guard_report)
-                timings["check"] = time.perf_counter() - t_chk
+            if ref_pred is not None and cfg.guard.check_from_scratch:
+                if guard_report["fell_back"] or self.guard.at_init():
+                    # α* = α₀ (fallback or unmoved): the reference θ is that training
+                    why = "fell back" if guard_report["fell_back"] else "alpha at its init"
+                    self.callbacks.on_phase_end("check", {"skipped": why})
+                else:
+                    t_chk = time.perf_counter()
+                    guard_report = self._check_from_scratch(ref_pred, rebuild, guard_report)
+                    timings["check"] = time.perf_counter() - t_chk
             if guard_report["fell_back"]:
                 log.warning("search fell back: %s", guard_report["fallback_reason"])
             if guard_report["fell_back"] or guard_report["averaged_snapshots"]:

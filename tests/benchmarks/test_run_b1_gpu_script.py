@@ -97,11 +97,30 @@ def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> 
         assert row["method"] == method and row["seed"] == 0
         assert row["protocol"] == "b1_paper" and row["arch"] == "resnet32"
         assert row["epochs"] == 2 and row["augment"] is True
+        assert row["final_epochs"] == round(200 * 2 / 300)  # the retrain schedule, scaled
         assert math.isfinite(row["balanced_error"]) and 0.0 <= row["balanced_error"] <= 1.0
         assert f"paper/{method}__s0" in proc.stdout
         log = results / "logs" / f"b1_paper_s0_{method}.log"
         assert log.is_file() and "bal.err" in log.read_text()
+        # the per-epoch progress lines (--log-every): a run stopped by LIMIT still shows its pace
+        phase = "[retrain] epoch" if method == "autobalance" else "[train] epoch 1/1"
+        assert phase in log.read_text(), log.read_text()
     ab = json.loads((folder / "autobalance__s0.json").read_text())
     assert ab["hyper_steps"] > 0  # the hyper-step path ran
     # a smoke run (--epochs / --n-max) never touches the summary
     assert not (results / "summary.json").exists()
+
+
+def test_ldam_drw_reweights_from_the_first_lr_decay_of_the_final_schedule() -> None:
+    """DRW starts at the first decay: 160 of the paper protocol's 200-epoch final schedule
+    (as LDAM-DRW's own 160 of 200), 0.75·E on the CPU protocols."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import b1_cifar10_lt as b1
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    got = {
+        name: b1.drw_epoch(b1.protocol_config(p, None).retrain_config())
+        for name, p in b1.PROTOCOLS.items()
+    }
+    assert got == {"cpu": 22, "fit": 75, "paper": 160, "pda": 30}

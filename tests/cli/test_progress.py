@@ -114,6 +114,48 @@ def test_bar_per_phase_advances_per_step_with_the_run_eta() -> None:
     assert final.startswith("retrain:  50%") and "6/12" in final and "hyper" not in final
 
 
+def test_the_check_phase_gets_its_own_bar_and_the_search_counts_as_done() -> None:
+    """The guard's from-scratch check starts before the search's end event: its bar closes the
+    search's (all θ-steps done) and the run ETA counts the search as finished."""
+    term = FakeTerminal()
+    bar = ProgressBar(True, term)
+    bar.set_plan({"search": 10, "check": 10, "retrain": 12})
+    bar.on_phase_start("search", {"epochs": 2, "start_epoch": 0})
+    _steps(bar, "search", 10, 5)
+    bar.on_phase_start("check", {"epochs": 2})
+    assert "search" in bar._finished and bar.bar.total == 10 and bar.bar.n == 0
+    _steps(bar, "check", 4, 5)
+    eta = bar.run_eta()
+    assert eta is not None and eta > 0
+    bar.on_phase_end("check", {"val_score": 0.3, "reference_val_score": 0.3, "paired_se": 0.0})
+    bar.on_phase_end("search", {})
+    assert bar.bar is None and {"search", "check"} <= bar._finished
+    assert "check: " in term.getvalue()
+
+
+def test_check_lines_say_the_outcome_or_why_it_was_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = EpochLogger()
+    caplog.set_level(logging.INFO, logger=PROGRESS_LOGGER)
+    log.on_phase_start("check", {"epochs": 4})
+    info = {"val_score": 0.25, "reference_val_score": 0.3, "paired_se": 0.01, "passed": True}
+    log.on_phase_end("check", info)
+    log.on_phase_end("check", {**info, "passed": False})
+    log.on_phase_end("check", {"skipped": "fell back"})
+    log.on_phase_end("search", {})  # other phases' ends print nothing
+    lines = [r.getMessage() for r in caplog.records if r.name == PROGRESS_LOGGER]
+    assert len(lines) == 4
+    assert lines[0].startswith("[check] training θ from scratch with α* on S_T (4 epochs)")
+    assert re.fullmatch(
+        r"\[check\] θ from scratch with α\*  \d\d:\d\d elapsed  val score 0\.2500  "
+        r"reference 0\.3000  paired SE 0\.0100  α\* kept",
+        lines[1],
+    ), lines[1]
+    assert lines[2].endswith("α* not better: falls back")
+    assert lines[3] == "[check] skipped (fell back)"
+
+
 def test_bar_catches_up_without_step_events_and_resumes() -> None:
     term = FakeTerminal()
     bar = ProgressBar(True, term)
@@ -162,9 +204,11 @@ def test_library_verbose(capsys: pytest.CaptureFixture[str], caplog) -> None:
     err = capsys.readouterr().err
     assert re.search(r"search: 100%\|.*\| (\d+)/\1 ", err)  # per-step bars, completed
     assert re.search(r"retrain: 100%\|.*\| (\d+)/\1 ", err)
+    assert re.search(r"check: 100%\|.*\| (\d+)/\1 ", err)  # the guard's from-scratch check
     lines = [r.getMessage() for r in caplog.records if r.name == PROGRESS_LOGGER]
-    assert len(lines) == 4 and lines[-1].startswith("[retrain] epoch 2/2")
+    assert len(lines) == 6 and lines[-1].startswith("[retrain] epoch 2/2")
     assert lines[0].startswith("[warmup] epoch 1/2") and "val bal.err" in lines[0]
+    assert lines[2].startswith("[check] training θ from scratch") and "[check] θ" in lines[3]
 
 
 def test_cli_logs_one_line_per_epoch_off_a_terminal(tmp_path, capsys) -> None:

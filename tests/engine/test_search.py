@@ -149,6 +149,68 @@ def test_events_phases_and_hyper_steps(tmp_path) -> None:
     assert warm[0]["additive"] == res.trajectory[0]["additive"]
 
 
+class _CheckRecorder(_Recorder):
+    """Phase events, the check's θ-step count, and whether any check epoch was recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.check_steps = 0
+        self.check_epochs = 0
+        self.check_end: dict = {}
+
+    def on_phase_end(self, phase, info):
+        super().on_phase_end(phase, info)
+        if phase == "check":
+            self.check_end = info
+
+    def on_batch_end(self, phase, step, info):
+        self.check_steps += phase == "check"
+
+    def on_epoch_end(self, phase, epoch, record):
+        self.check_epochs += phase == "check"
+
+
+def _guarded(fallback_margin: float) -> tuple[AutoBalanceSearch, _CheckRecorder]:
+    train = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
+    cfg = SearchConfig(seed=3)
+    cfg.train = TrainConfig(epochs=4, batch_size=32, lr=0.05, warmup_epochs=0)
+    cfg.hyper.interval = 2
+    cfg.hyper_start = 0.25
+    cfg.guard.fallback_margin = fallback_margin
+    rec = _CheckRecorder()
+    engine = AutoBalanceSearch(
+        cfg, lambda: make_model("mlp", 4, in_features=8, hidden=(16,)), train, callbacks=[rec]
+    )
+    return engine, rec
+
+
+def test_the_from_scratch_check_is_a_phase_with_step_events_and_no_epoch_records() -> None:
+    """The guard's check is a whole training: a progress bar must see it (issue: a silent
+    stretch as long as the search), but its epochs are no run records."""
+    from autobalance.progress import search_plan
+
+    engine, rec = _guarded(fallback_margin=1.0)  # the searched θ passes: the check runs
+    res = engine.run()
+    ev = rec.events
+    assert ("start", "check") in ev
+    i, j = ev.index(("start", "check")), ev.index(("end", "check"))
+    assert i < j < ev.index(("end", "search")) < ev.index(("start", "retrain"))
+    plan = search_plan(engine)
+    assert rec.check_steps == plan["check"] == plan["search"]  # S_T's θ-steps, once more
+    assert rec.check_epochs == 0
+    assert rec.check_end["val_score"] == res.guard["from_scratch_val_score"]
+    assert rec.check_end["paired_se"] == res.guard["from_scratch_paired_se"]
+    assert rec.check_end["passed"] is True  # margin 1.0: any score passes
+
+
+def test_a_skipped_check_emits_only_its_end_with_the_reason() -> None:
+    engine, rec = _guarded(fallback_margin=-1.0)  # demands a gain of 1.0: falls back first
+    res = engine.run()
+    assert res.guard["fell_back"]
+    assert ("start", "check") not in rec.events and rec.check_steps == 0
+    assert rec.check_end == {"skipped": "fell back"}
+
+
 def test_hyper_step_does_not_touch_batchnorm_statistics(tmp_path) -> None:
     train = long_tailed_gaussians(num_classes=3, dim=12, n_max=40, imbalance_ratio=5, seed=0)
     train.x = train.x.reshape(-1, 3, 2, 2)
