@@ -195,6 +195,15 @@ def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
     return loss
 
 
+def _concat_batches(
+    batches: list[tuple[Tensor, Tensor, Tensor | None]],
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One (x, y, groups) batch holding ``batches`` in order (``hyper.fuse_batches``)."""
+    xs, ys, gs = zip(*batches, strict=True)
+    groups = None if gs[0] is None else torch.cat(gs)
+    return torch.cat(xs), torch.cat(ys), groups
+
+
 class _StepEvents(Callback):
     """Forwards only the θ-step events (``on_batch_end``) to ``target``: a training whose
     epochs belong to no phase record (the guard's from-scratch check) still moves the bars."""
@@ -413,14 +422,19 @@ class AutoBalanceSearch:
         with preserved_buffers(model):
             was_training = model.training
             model.train()
-            train_loss = torch.zeros((), device=self.device)
+            batches = []
             for _ in range(h.train_batches):
                 # under torchrun each rank takes its share of the batch (distributed.share)
                 idx = distributed.share(self._sample(self.s_train, bs, gen, balanced=False))
                 x, y, g = self._batch(self.s_train, idx, gen)
                 if self.policy is not None:  # A_y(x) in the graph: ∂L_train/∂φ exists
                     x = self.policy(x, y, g, generator=gen, mode=self.cfg.augment.gate)
-                train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / h.train_batches
+                batches.append((x, y, g))
+            if h.fuse_batches:  # one forward over the union (HyperConfig.fuse_batches)
+                batches = [_concat_batches(batches)]
+            train_loss = torch.zeros((), device=self.device)
+            for x, y, g in batches:
+                train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / len(batches)
             val_loss = self._val_loss(logits_fn, gen, vbs)
             model.train(was_training)
             train_grads = torch.autograd.grad(train_loss, params, create_graph=True)
@@ -560,11 +574,15 @@ class AutoBalanceSearch:
             gs = [g for _, _, g in parts if g is not None]
             groups = torch.cat(gs) if gs else None
             return self.objective(logits, y, groups)
-        val_loss = torch.zeros((), device=self.device)
+        batches = []
         for _ in range(h.val_batches):
             idx = self._sample(self.s_val, batch_size, gen, balanced=h.val_sampling == "balanced")
-            x, y, g = self._batch(self.s_val, distributed.share(idx), None, train=False)
-            val_loss = val_loss + self.objective(logits_fn(x), y, g) / h.val_batches
+            batches.append(self._batch(self.s_val, distributed.share(idx), None, train=False))
+        if h.fuse_batches:
+            batches = [_concat_batches(batches)]
+        val_loss = torch.zeros((), device=self.device)
+        for x, y, g in batches:
+            val_loss = val_loss + self.objective(logits_fn(x), y, g) / len(batches)
         return val_loss
 
     def _val_predictions(self, model: nn.Module) -> Tensor:

@@ -124,3 +124,23 @@ def test_ldam_drw_reweights_from_the_first_lr_decay_of_the_final_schedule() -> N
         for name, p in b1.PROTOCOLS.items()
     }
     assert got == {"cpu": 22, "fit": 75, "paper": 160, "pda": 30}
+
+
+@pytest.mark.timeout(120)
+def test_step_cost_script_times_every_part_at_toy_size(tmp_path: Path) -> None:
+    """benchmarks/b1_step_cost.py (where B1-paper's time goes) runs on the CPU at toy size and
+    writes one JSON line per part as it goes."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import b1_step_cost
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "cost.jsonl"
+    args = "--device cpu --steps 1 --repeats 1 --hyper 1 --arch resnet8 --batch 2 --n-max 200"
+    args += " --fit-rows 16"
+    rows = b1_step_cost.main([*args.split(), "--out", str(out)])
+    names = [r["name"] for r in rows]
+    assert names == ["bare_step", "fit_step", "hyper_step", "hyper_step_1x1", "hyper_step_fused"]
+    assert [json.loads(line)["name"] for line in out.read_text().splitlines()] == names
+    assert all(r["ms_per_unit"] > 0 and r["arch"] == "resnet8" for r in rows)
+    assert rows[2]["batches"] == [10, 10] and rows[2]["hvps"] == 5  # the paper's hyper-step

@@ -211,6 +211,57 @@ def test_a_skipped_check_emits_only_its_end_with_the_reason() -> None:
     assert rec.check_end == {"skipped": "fell back"}
 
 
+def _hyper_engine(fuse: bool, arch: str = "mlp") -> AutoBalanceSearch:
+    train = long_tailed_gaussians(num_classes=3, dim=12, n_max=60, imbalance_ratio=5, seed=0)
+    if arch != "mlp":
+        train.x = train.x.reshape(-1, 3, 2, 2)
+    cfg = SearchConfig(seed=0, objective="ce")  # a mean over rows: fusing keeps it exact
+    cfg.train = TrainConfig(epochs=1, batch_size=8, lr=0.05, warmup_epochs=0)
+    cfg.hyper.train_batches, cfg.hyper.val_batches = 3, 2
+    cfg.hyper.val_sampling, cfg.hyper.fuse_batches = "uniform", fuse
+    opts = {"in_features": 12, "hidden": (16,)} if arch == "mlp" else {}
+    return AutoBalanceSearch(cfg, lambda: make_model(arch, 3, **opts), train)
+
+
+class _ForwardCount(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_fused_hyper_step_runs_one_forward_per_side_and_keeps_the_hypergradient() -> None:
+    """hyper.fuse_batches: the same rows in one forward for S_T and one for S_V; without
+    BatchNorm and with mean-reduced losses the hypergradient (so the α step) is unchanged."""
+    steps = {}
+    for fuse in (False, True):
+        s = _hyper_engine(fuse)
+        model = _ForwardCount(s._new_model())
+        opt = s._alpha_optimizer()
+        info = s.hyper_step(model, opt, torch.Generator().manual_seed(0), 0.0)
+        assert info["applied"]
+        assert model.calls == (2 if fuse else 3 + 2)
+        steps[fuse] = [p.detach().clone() for p in s.space.hparams()]
+    init = [p.detach() for p in _hyper_engine(False).space.hparams()]
+    assert any(not torch.allclose(a, b) for a, b in zip(steps[True], init, strict=True))
+    for a, b in zip(steps[False], steps[True], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fuse", [False, True])
+def test_hyper_step_does_not_touch_batchnorm_statistics_fused_or_not(fuse) -> None:
+    s = _hyper_engine(fuse, arch="resnet8")
+    model = s._new_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    info = s.hyper_step(model, s._alpha_optimizer(), torch.Generator().manual_seed(0), 0.0)
+    assert info["applied"] and all(torch.isfinite(p).all() for p in s.space.hparams())
+    for k, v in model.state_dict().items():
+        assert torch.equal(before[k], v), k
+
+
 def test_hyper_step_does_not_touch_batchnorm_statistics(tmp_path) -> None:
     train = long_tailed_gaussians(num_classes=3, dim=12, n_max=40, imbalance_ratio=5, seed=0)
     train.x = train.x.reshape(-1, 3, 2, 2)
