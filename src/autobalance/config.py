@@ -121,14 +121,15 @@ class HyperConfig(StrictConfig):
       The curvature grows as training approaches interpolation and after each learning-rate
       drop, so a step sized once can make the series diverge later (issue 8).
     - ``fuse_batches``: one forward over the hyper-step's ``train_batches`` training batches,
-      concatenated (and one over its ``val_batches`` validation batches), instead of one per
-      batch. The same rows and augmentation draws; the losses become the loss of the union
-      rather than the mean of per-batch losses, and a BatchNorm in training mode normalises
-      with the union's statistics. For a mean-reduced loss on a model without BatchNorm the
-      hypergradient is unchanged. On a GPU the hyper-step's cost is kernel launches, linear
-      in the number of batches (B1-paper: 3.7 s for 10 + 10 batches, 0.38 s for 1 + 1, on an
-      H200), so fusing is the speed lever; off by default and in the paper presets, whose
-      official hyper-step runs the batches one by one.
+      concatenated (and one over its ``val_batches`` validation batches, or over all of S_V
+      with ``val_sampling='full'``), instead of one per batch. The same rows and augmentation
+      draws; the losses become the loss of the union rather than the mean of per-batch
+      losses, and a BatchNorm in training mode normalises with the union's statistics. For a
+      mean-reduced loss on a model without BatchNorm the hypergradient is unchanged. On a GPU
+      the hyper-step's cost is kernel launches, linear in the number of batches (B1-paper:
+      3.7 s for 10 + 10 batches, 0.38 s for 1 + 1, on an H200), so fusing is the speed
+      lever; off by default and in the paper presets, whose official hyper-step runs the
+      batches one by one.
 
     Counts (``interval``, ``per_epoch``, batches, ``iterations``, ``power_iterations``,
     ``val_full_max``, ``val_batch_size``) are ≥ 1; ``scale`` > 0; ``damping`` ≥ 0 or null.

@@ -565,9 +565,11 @@ class AutoBalanceSearch:
                 else self._sample(self.s_val, h.val_full_max, gen, balanced=True)
             )
             index = distributed.share(index)  # this rank's share (torchrun)
+            # every chunk's graph is held until the backward anyway: fusing costs no memory
+            chunk = max(1, len(index)) if h.fuse_batches else batch_size
             parts = [
-                self._batch(self.s_val, index[i : i + batch_size], None, train=False)
-                for i in range(0, len(index), batch_size)
+                self._batch(self.s_val, index[i : i + chunk], None, train=False)
+                for i in range(0, len(index), chunk)
             ]
             logits = torch.cat([logits_fn(x) for x, _, _ in parts])
             y = torch.cat([y for _, y, _ in parts])

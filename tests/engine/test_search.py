@@ -245,6 +245,12 @@ def test_fused_hyper_step_runs_one_forward_per_side_and_keeps_the_hypergradient(
         assert info["applied"]
         assert model.calls == (2 if fuse else 3 + 2)
         steps[fuse] = [p.detach().clone() for p in s.space.hparams()]
+    # the whole of S_V (val_sampling='full'): one forward instead of one per batch_size rows
+    s = _hyper_engine(True)
+    s.cfg.hyper.val_sampling = "full"
+    model = _ForwardCount(s._new_model())
+    s.hyper_step(model, s._alpha_optimizer(), torch.Generator().manual_seed(0), 0.0)
+    assert model.calls == 2 and len(s.s_val) > s.cfg.train.batch_size
     init = [p.detach() for p in _hyper_engine(False).space.hparams()]
     assert any(not torch.allclose(a, b) for a, b in zip(steps[True], init, strict=True))
     for a, b in zip(steps[False], steps[True], strict=True):
