@@ -10,6 +10,12 @@
 #   MODE=autobalance: --protocol cpu: ce autobalance | ldam_drw | autobalance with head scope and
 #                     CG (tag "head"); the CE inside the AutoBalance process gives the side-by-side
 #                     time ratio
+#   MODE=ablation:    --protocol cpu, tag "ablation" (summary key b1_cpu_ablation): issue 8's
+#                     lever table, one process per (seed, lever): the default autobalance and
+#                     autobalance+LEVER for each LEVER in $ABLATION, all with the guard's fallback
+#                     off (guard.fallback=false), so that each lever's own α* is trained and tested;
+#                     the guard's verdict is still measured and recorded in each run's "guard"
+#                     (benchmarks/guard_rule.py replays it). Compare with the b1_cpu la row.
 # SEEDs default to 0 1 2 (every seed's processes run at once).
 # Environment:
 #   NPZ      the lossy-JPEG CIFAR-10 npz (required)
@@ -21,6 +27,8 @@
 #            win), e.g. EXTRA="--epochs 2 --n-max 100 --device cpu" for a smoke run on the CPU;
 #            a --set in EXTRA must come last and replaces the mode's --set
 #   PYTHON   the interpreter (default python3)
+#   ABLATION the levers of MODE=ablation (VARIANTS of b1_cifar10_lt.py; default: every issue-8
+#            lever, 10 of them, so 11 processes per seed: split seeds or levers over device calls)
 #   LIMIT    if set, seconds after which each process is stopped (coreutils timeout), so the
 #            script still ends and prints what finished inside a device call's time limit
 # Wall times of concurrent processes share the GPU and CPU: compare them only within a process.
@@ -40,10 +48,16 @@ LIMIT=${LIMIT:-}
 MODE=${1:?usage: run_b1_gpu.sh paper|baselines|autobalance [SEED ...]}
 shift
 SEEDS=${*:-0 1 2}
+ABLATION=${ABLATION:-old_default no_guard constant_alpha_lr no_alpha_wd rescale_once val_batch \
+average soft_error late_start la_tau}
 case "$MODE" in
   paper) PROTOCOL=paper ;;
   baselines | autobalance) PROTOCOL=cpu ;;
-  *) echo "unknown mode '$MODE': expected paper, baselines or autobalance" >&2; exit 2 ;;
+  ablation)
+    PROTOCOL=cpu
+    TAG=${TAG:-ablation}
+    ;;
+  *) echo "unknown mode '$MODE': expected paper, baselines, autobalance or ablation" >&2; exit 2 ;;
 esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PYTHONPATH="$HERE/../src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
@@ -96,6 +110,12 @@ for s in $SEEDS; do
         --set hyper.scope=head hyper.method=cg hyper.iterations=20
       run "$s" "$TAG" ce autobalance ldam_drw
       run "$s" "${TAG:+${TAG}_}head" autobalance
+      ;;
+    ablation)
+      for m in autobalance $(printf 'autobalance+%s ' $ABLATION); do
+        b1 "s${s}_$m" "$TAG" --seeds "$s" --methods "$m" --set guard.fallback=false
+        run "$s" "$TAG" "$m"
+      done
       ;;
   esac
 done

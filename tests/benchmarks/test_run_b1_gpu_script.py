@@ -111,6 +111,45 @@ def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> 
     assert not (results / "summary.json").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("bash") is None, reason="run_b1_gpu.sh needs bash")
+def test_ablation_mode_runs_each_lever_with_the_fallback_off(tmp_path: Path) -> None:
+    """MODE=ablation (issue 8's lever table): one process per (seed, lever), the default and
+    autobalance+LEVER, under tag "ablation", every run keeping its own α* (fallback off)."""
+    pytest.importorskip("PIL")
+    npz = write_fake_cifar10_jpeg(tmp_path / "fake_cifar10_jpeg.npz")
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        "NPZ": str(npz),
+        "RESULTS": str(results),
+        "PYTHON": sys.executable,
+        "AUTOBALANCE_CACHE": str(tmp_path / "cache"),
+        "ABLATION": "la_tau",
+        # a --set in EXTRA replaces the mode's, so it repeats guard.fallback=false
+        "EXTRA": "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
+        "hyper.power_iterations=2 guard.fallback=false",
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "ablation", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "b1 ablation: 2 processes" in proc.stdout
+    for method, kind in (("autobalance", "clusters"), ("autobalance+la_tau", "la_tau")):
+        row = json.loads((results / "b1" / "cpu_ablation" / f"{method}__s0.json").read_text())
+        assert row["method"] == method and row["protocol"] == "b1_cpu"
+        assert row["config"]["guard"]["fallback"] is False
+        assert row["config"]["space"]["kind"] == kind
+        assert not row["guard"]["fell_back"]  # the lever's own α* is what was tested
+    assert not (results / "summary.json").exists()  # a smoke run
+
+
 def test_ldam_drw_reweights_from_the_first_lr_decay_of_the_final_schedule() -> None:
     """DRW starts at the first decay: 160 of the paper protocol's 200-epoch final schedule
     (as LDAM-DRW's own 160 of 200), 0.75·E on the CPU protocols."""
