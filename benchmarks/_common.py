@@ -232,7 +232,19 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join(lines)
 
 
+# the guard's S_V scores that a run row keeps (``SearchResult.guard``): enough to replay any
+# keep/fall-back rule offline (benchmarks/guard_rule.py)
+GUARD_SCORES = (
+    "final_val_score",
+    "reference_val_score",
+    "reference_paired_se",
+    "from_scratch_val_score",
+    "from_scratch_paired_se",
+)
+
+
 __all__ = [
+    "GUARD_SCORES",
     "RESULTS_DIR",
     "environment",
     "format_table",

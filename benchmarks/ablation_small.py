@@ -30,9 +30,21 @@ from autobalance.data import InMemoryDataset, load_digits_lt, long_tailed_gaussi
 from autobalance.train import TrainConfig
 
 try:
-    from _common import RESULTS_DIR, environment, update_summary, write_json_atomic
+    from _common import (
+        GUARD_SCORES,
+        RESULTS_DIR,
+        environment,
+        update_summary,
+        write_json_atomic,
+    )
 except ImportError:  # pragma: no cover
-    from benchmarks._common import RESULTS_DIR, environment, update_summary, write_json_atomic
+    from benchmarks._common import (
+        GUARD_SCORES,
+        RESULTS_DIR,
+        environment,
+        update_summary,
+        write_json_atomic,
+    )
 
 TRAIN = TrainConfig(epochs=30, batch_size=32, lr=0.05, warmup_epochs=1, weight_decay=5e-4)
 OLD = {
@@ -62,14 +74,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # scores are still measured, so a keep/fall-back rule can be studied offline against LA
 VARIANTS["keep"] = {"guard.fallback": False}
 VARIANTS["old_upper_keep"] = {**VARIANTS["old_upper_guarded"], "guard.fallback": False}
-# the guard's S_V scores in each row (``SearchResult.guard``)
-GUARD_SCORES = (
-    "final_val_score",
-    "reference_val_score",
-    "reference_paired_se",
-    "from_scratch_val_score",
-    "from_scratch_paired_se",
-)
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 

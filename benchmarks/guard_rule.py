@@ -23,13 +23,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+try:
+    from _common import GUARD_SCORES
+except ImportError:  # pragma: no cover
+    from benchmarks._common import GUARD_SCORES
+
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-GUARD_SCORES = (
-    "final_val_score",
-    "reference_val_score",
-    "from_scratch_val_score",
-    "from_scratch_paired_se",
-)
 
 
 def keeps(row: dict[str, Any], keep_z: float, margin: float = 0.0) -> bool:
