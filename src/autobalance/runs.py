@@ -59,6 +59,7 @@ from autobalance.checkpoint import (
     remove_orphan_temps,
     safe_load,
 )
+from autobalance.csvio import read_typed_csv
 from autobalance.events import Callback
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
@@ -458,27 +459,23 @@ def trajectory_csv(trajectory: list[dict[str, Any]], clusters: list[int] | torch
     return buf.getvalue()
 
 
+# the parser of each column of TRAJECTORY_COLUMNS
+_TRAJECTORY_TYPES: dict[str, Any] = {
+    "epoch": int,
+    "phase": str,
+    "class": int,
+    "group": int,
+    "cluster": int,
+    "w": float,
+    "l": float,
+    "delta": float,
+}
+
+
 def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``alpha_trajectory.csv`` with numbers parsed (``group`` None when absent)."""
-    p = Path(path)
-    if not p.is_file():
-        return []
-    rows = []
-    with open(p, newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            rows.append(
-                {
-                    "epoch": int(r["epoch"]),
-                    "phase": r["phase"],
-                    "class": int(r["class"]),
-                    "group": int(r["group"]) if r["group"] != "" else None,
-                    "cluster": int(r["cluster"]) if r["cluster"] != "" else None,
-                    "w": float(r["w"]),
-                    "l": float(r["l"]),
-                    "delta": float(r["delta"]),
-                }
-            )
-    return rows
+    """Rows of ``alpha_trajectory.csv`` with numbers parsed (``group``, ``cluster`` None when
+    absent)."""
+    return read_typed_csv(path, {c: _TRAJECTORY_TYPES[c] for c in TRAJECTORY_COLUMNS})
 
 
 # ---------------------------------------------------------------------- callbacks

@@ -21,6 +21,7 @@ from typing import Any
 
 from autobalance.augment.policy import POLICY_FORMAT, BatchPolicy, ImagePolicy
 from autobalance.augment.spherical import SphericalPolicy
+from autobalance.csvio import read_typed_csv
 
 POLICY_FILE = "augment_policy.json"
 POLICY_TRAJECTORY = "augment_trajectory.csv"
@@ -121,22 +122,15 @@ def read_policy_trajectory(path: str | PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if p.is_dir():
         p = p / POLICY_TRAJECTORY
-    if not p.is_file():
-        return []
-    rows = []
-    with open(p, newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            rows.append(
-                {
-                    "epoch": int(r["epoch"]),
-                    "phase": r["phase"],
-                    "cluster": int(r["cluster"]),
-                    "op": r["op"],
-                    "prob": float(r["prob"]) if r["prob"] != "" else None,
-                    "magnitude": float(r["magnitude"]) if r["magnitude"] != "" else None,
-                }
-            )
-    return rows
+    columns = {
+        "epoch": int,
+        "phase": str,
+        "cluster": int,
+        "op": str,
+        "prob": float,
+        "magnitude": float,
+    }
+    return read_typed_csv(p, columns)
 
 
 __all__ = [
