@@ -62,44 +62,56 @@ def write_fake_cifar10_jpeg(
     return path
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-@pytest.mark.skipif(shutil.which("bash") is None, reason="run_b1_gpu.sh needs bash")
-def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> None:
+def run_script(tmp_path: Path, mode: str, extra: str, **env: str) -> tuple[Path, str]:
+    """``bash run_b1_gpu.sh MODE 0`` on a fake npz, as a device call would run it; returns the
+    results folder and the output. ``extra``: the EXTRA arguments (toy size, CPU)."""
     pytest.importorskip("PIL")
     npz = write_fake_cifar10_jpeg(tmp_path / "fake_cifar10_jpeg.npz")
     results = tmp_path / "results"
-    env = {
+    full_env = {
         **os.environ,
         "NPZ": str(npz),
         "RESULTS": str(results),
         "PYTHON": sys.executable,
         "AUTOBALANCE_CACHE": str(tmp_path / "cache"),
-        # --set last: it applies to AutoBalance only; one hyper-step per θ-step, so the
-        # hyper-step path runs within the 2 epochs
-        "EXTRA": "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
-        "hyper.train_batches=1 hyper.val_batches=1 hyper.power_iterations=2",
+        "EXTRA": extra,
+        **env,
     }
     proc = subprocess.run(
-        ["bash", str(SCRIPT), "paper", "0"],
+        ["bash", str(SCRIPT), mode, "0"],
         cwd=ROOT,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=110,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return results, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("bash") is None, reason="run_b1_gpu.sh needs bash")
+def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> None:
+    # --set last: it applies to AutoBalance only; one hyper-step per θ-step, so the hyper-step
+    # path runs within the 2 epochs
+    results, out = run_script(
+        tmp_path,
+        "paper",
+        "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
+        "hyper.train_batches=1 hyper.val_batches=1 hyper.power_iterations=2",
+    )
     folder = results / "b1" / "paper"
     for method in PAPER_METHODS:
         path = folder / f"{method}__s0.json"
-        assert path.is_file(), proc.stdout + proc.stderr
+        assert path.is_file(), out
         row = json.loads(path.read_text())
         assert row["method"] == method and row["seed"] == 0
         assert row["protocol"] == "b1_paper" and row["arch"] == "resnet32"
         assert row["epochs"] == 2 and row["augment"] is True
         assert row["final_epochs"] == round(200 * 2 / 300)  # the retrain schedule, scaled
         assert math.isfinite(row["balanced_error"]) and 0.0 <= row["balanced_error"] <= 1.0
-        assert f"paper/{method}__s0" in proc.stdout
+        assert f"paper/{method}__s0" in out
         log = results / "logs" / f"b1_paper_s0_{method}.log"
         assert log.is_file() and "bal.err" in log.read_text()
         # the per-epoch progress lines (--log-every): a run stopped by LIMIT still shows its pace
@@ -117,30 +129,15 @@ def test_paper_mode_runs_four_concurrent_methods_at_toy_size(tmp_path: Path) -> 
 def test_ablation_mode_runs_each_lever_with_the_fallback_off(tmp_path: Path) -> None:
     """MODE=ablation (issue 8's lever table): one process per (seed, lever), the default and
     autobalance+LEVER, under tag "ablation", every run keeping its own α* (fallback off)."""
-    pytest.importorskip("PIL")
-    npz = write_fake_cifar10_jpeg(tmp_path / "fake_cifar10_jpeg.npz")
-    results = tmp_path / "results"
-    env = {
-        **os.environ,
-        "NPZ": str(npz),
-        "RESULTS": str(results),
-        "PYTHON": sys.executable,
-        "AUTOBALANCE_CACHE": str(tmp_path / "cache"),
-        "ABLATION": "la_tau",
-        # a --set in EXTRA replaces the mode's, so it repeats guard.fallback=false
-        "EXTRA": "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
+    # a --set in EXTRA replaces the mode's, so it repeats guard.fallback=false
+    results, out = run_script(
+        tmp_path,
+        "ablation",
+        "--epochs 2 --n-max 200 --device cpu --set hyper.interval=1 "
         "hyper.power_iterations=2 guard.fallback=false",
-    }
-    proc = subprocess.run(
-        ["bash", str(SCRIPT), "ablation", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
+        ABLATION="la_tau",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "b1 ablation: 2 processes" in proc.stdout
+    assert "b1 ablation: 2 processes" in out
     for method, kind in (("autobalance", "clusters"), ("autobalance+la_tau", "la_tau")):
         row = json.loads((results / "b1" / "cpu_ablation" / f"{method}__s0.json").read_text())
         assert row["method"] == method and row["protocol"] == "b1_cpu"
