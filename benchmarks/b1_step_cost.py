@@ -8,7 +8,8 @@ script times, in one process on one device, each part of it on CIFAR-shaped rand
 - ``bare_step_bf16_cl``: the same under bf16 autocast with channels-last memory (the cheapest
   change a GPU run could take);
 - ``fit_step``: one epoch of :func:`autobalance.fit` with the paper preset's schedule, LA loss
-  and crop + flip on the device, per θ-step: the library's overhead over ``bare_step``;
+  and crop + flip on the device, per θ-step: the library's overhead over ``bare_step``
+  (``fit_step_checks``: the same with the losses' per-step value checks on, as the CLI runs);
 - ``hyper_step``: one hyper-step of the paper preset (10 training + 10 validation batches,
   Neumann series of 6 terms = 5 Hessian-vector products over the whole network);
 - ``hyper_step_1x1``: the same with 1 + 1 batches (how the cost scales with the batch count);
@@ -161,6 +162,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         fit(make_model(arch, 10), loss, rows_fit, tc, transform=tf_train, device=device)
 
     emit("fit_step", timed(one_epoch, device, args.repeats), steps, unit="θ-step")
+    # what `autobalance search/train` pays today: the losses' value checks on (a host read of
+    # the labels' range per step), as nothing in the library's loops turns them off
+    set_value_checks(True)
+    emit("fit_step_checks", timed(one_epoch, device, args.repeats), steps, unit="θ-step")
+    set_value_checks(False)
 
     for name, sets in (
         ("hyper_step", []),

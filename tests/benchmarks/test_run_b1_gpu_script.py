@@ -176,7 +176,14 @@ def test_step_cost_script_times_every_part_at_toy_size(tmp_path: Path) -> None:
     args += " --fit-rows 16"
     rows = b1_step_cost.main([*args.split(), "--out", str(out)])
     names = [r["name"] for r in rows]
-    assert names == ["bare_step", "fit_step", "hyper_step", "hyper_step_1x1", "hyper_step_fused"]
+    assert names == [
+        "bare_step",
+        "fit_step",
+        "fit_step_checks",
+        "hyper_step",
+        "hyper_step_1x1",
+        "hyper_step_fused",
+    ]
     assert [json.loads(line)["name"] for line in out.read_text().splitlines()] == names
     assert all(r["ms_per_unit"] > 0 and r["arch"] == "resnet8" for r in rows)
-    assert rows[2]["batches"] == [10, 10] and rows[2]["hvps"] == 5  # the paper's hyper-step
+    assert rows[3]["batches"] == [10, 10] and rows[3]["hvps"] == 5  # the paper's hyper-step
