@@ -44,6 +44,7 @@ from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, make_image_transform
 from autobalance.config import SearchConfig, apply_overrides, from_dict, to_dict
 from autobalance.data import InMemoryDataset
 from autobalance.data.longtail import long_tail_counts
+from autobalance.losses import set_value_checks
 from autobalance.presets import load_config
 from autobalance.search import AutoBalanceSearch
 
@@ -117,12 +118,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--batch", type=int, default=128, help="θ-step and hyper-step batch size")
     p.add_argument("--fit-rows", type=int, default=None, help="rows of fit_step's epoch (all)")
     args = p.parse_args(argv)
+    previous = set_value_checks(False)  # as B1 on a GPU: no host syncs for label checks
+    try:
+        return measure(args)
+    finally:
+        set_value_checks(previous)  # an in-process caller (the tests) keeps its setting
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows of :func:`main`, measured with the losses' value checks off."""
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    from autobalance.losses import set_value_checks
-
-    set_value_checks(False)  # as B1 on a GPU: no host syncs for label checks
     rows: list[dict[str, Any]] = []
 
     def emit(name: str, seconds: float, per: int, **extra: Any) -> None:

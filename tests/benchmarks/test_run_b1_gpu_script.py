@@ -174,7 +174,11 @@ def test_step_cost_script_times_every_part_at_toy_size(tmp_path: Path) -> None:
     out = tmp_path / "cost.jsonl"
     args = "--device cpu --steps 1 --repeats 1 --hyper 1 --arch resnet8 --batch 2 --n-max 200"
     args += " --fit-rows 16"
+    from autobalance.losses import value_checks_enabled
+
+    assert value_checks_enabled()
     rows = b1_step_cost.main([*args.split(), "--out", str(out)])
+    assert value_checks_enabled()  # restored: the suite's other tests need the checks
     names = [r["name"] for r in rows]
     assert names == [
         "bare_step",
