@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from autobalance import fit, make_loss, make_model
 from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, make_image_transform
-from autobalance.config import SearchConfig, apply_overrides, from_dict, to_dict
+from autobalance.config import SearchConfig
 from autobalance.data import InMemoryDataset
 from autobalance.data.longtail import long_tail_counts
 from autobalance.losses import set_value_checks
@@ -101,9 +101,9 @@ def bare_steps(
 
 
 def paper_search_config(device: str, sets: list[str]) -> SearchConfig:
-    cfg = load_config(preset="cifar10-lt").search
-    data = apply_overrides(to_dict(cfg), [f"device={device}", *sets])
-    return from_dict(SearchConfig, data)
+    """The ``cifar10-lt`` preset's search config with ``search.``-relative overrides."""
+    overrides = [f"search.{kv}" for kv in (f"device={device}", *sets)]
+    return load_config(preset="cifar10-lt", overrides=overrides).search
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

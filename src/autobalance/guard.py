@@ -86,6 +86,11 @@ def paired_balanced_error_se(y: Tensor, pred_a: Tensor, pred_b: Tensor) -> float
     return math.sqrt(var) / max(1, classes.numel())
 
 
+# above this smallest keepable gain (5 pt of balanced error) the search warns before it starts
+# and the report says so: the validation split is too small for the keep rule to keep much
+KEEPABLE_GAIN_WARNING = 0.05
+
+
 def min_keepable_gain(counts: Tensor, keep_z: float) -> float:
     """The smallest balanced-error gain on S_V that the keep rule can accept: ``keep_z`` × the
     paired SE of :func:`paired_balanced_error_se` when the two models agree on every image
@@ -488,6 +493,7 @@ class ReferenceTrajectory:
 
 
 __all__ = [
+    "KEEPABLE_GAIN_WARNING",
     "ReferenceTrajectory",
     "SearchGuard",
     "balanced_error_se",

@@ -85,7 +85,18 @@ MODEL = "model.pt"
 SUMMARY = "summary.json"
 REPORT = "report.md"
 LOCK = ".lock"
-TRAJECTORY_COLUMNS = ("epoch", "phase", "class", "group", "cluster", "w", "l", "delta")
+# the columns of alpha_trajectory.csv, in order, each with its parser (read_trajectory)
+_TRAJECTORY_TYPES: dict[str, Any] = {
+    "epoch": int,
+    "phase": str,
+    "class": int,
+    "group": int,
+    "cluster": int,
+    "w": float,
+    "l": float,
+    "delta": float,
+}
+TRAJECTORY_COLUMNS = tuple(_TRAJECTORY_TYPES)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -459,23 +470,10 @@ def trajectory_csv(trajectory: list[dict[str, Any]], clusters: list[int] | torch
     return buf.getvalue()
 
 
-# the parser of each column of TRAJECTORY_COLUMNS
-_TRAJECTORY_TYPES: dict[str, Any] = {
-    "epoch": int,
-    "phase": str,
-    "class": int,
-    "group": int,
-    "cluster": int,
-    "w": float,
-    "l": float,
-    "delta": float,
-}
-
-
 def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
     """Rows of ``alpha_trajectory.csv`` with numbers parsed (``group``, ``cluster`` None when
     absent)."""
-    return read_typed_csv(path, {c: _TRAJECTORY_TYPES[c] for c in TRAJECTORY_COLUMNS})
+    return read_typed_csv(path, _TRAJECTORY_TYPES)
 
 
 # ---------------------------------------------------------------------- callbacks

@@ -64,6 +64,7 @@ from autobalance.data.splits import stratified_split
 from autobalance.data.streaming import StreamingDataset
 from autobalance.events import Callback, CallbackList
 from autobalance.guard import (
+    KEEPABLE_GAIN_WARNING,
     ReferenceTrajectory,
     SearchGuard,
     guard_score,
@@ -195,13 +196,22 @@ def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
     return loss
 
 
-def _concat_batches(
+def _batch_mean_loss(
+    loss: Callable[[Tensor, Tensor, Tensor | None], Tensor],
+    logits_fn: Callable[[Tensor], Tensor],
     batches: list[tuple[Tensor, Tensor, Tensor | None]],
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One (x, y, groups) batch holding ``batches`` in order (``hyper.fuse_batches``)."""
-    xs, ys, gs = zip(*batches, strict=True)
-    groups = None if gs[0] is None else torch.cat(gs)
-    return torch.cat(xs), torch.cat(ys), groups
+    fuse: bool,
+) -> Tensor:
+    """Mean of ``loss`` over the (x, y, groups) ``batches``, one forward each; ``fuse``
+    (``hyper.fuse_batches``): one forward over their concatenation, in order."""
+    if fuse:
+        xs, ys, gs = zip(*batches, strict=True)
+        groups = None if gs[0] is None else torch.cat(gs)
+        batches = [(torch.cat(xs), torch.cat(ys), groups)]
+    total = torch.zeros((), device=batches[0][1].device)
+    for x, y, g in batches:
+        total = total + loss(logits_fn(x), y, g) / len(batches)
+    return total
 
 
 class _StepEvents(Callback):
@@ -302,7 +312,12 @@ class AutoBalanceSearch:
             score_name=guard_score_name(config.objective, config.objective_lam),
         )
         floor = self.guard.min_keepable_gain
-        if config.guard.enabled and config.guard.fallback and floor is not None and floor > 0.05:
+        if (
+            config.guard.enabled
+            and config.guard.fallback
+            and floor is not None
+            and floor > KEEPABLE_GAIN_WARNING
+        ):
             log.warning(
                 "the validation split is small (rarest classes: %s images): the guard can keep "
                 "α* only if it beats the init by ≥ %.1f pt of balanced error on S_V "
@@ -430,11 +445,7 @@ class AutoBalanceSearch:
                 if self.policy is not None:  # A_y(x) in the graph: ∂L_train/∂φ exists
                     x = self.policy(x, y, g, generator=gen, mode=self.cfg.augment.gate)
                 batches.append((x, y, g))
-            if h.fuse_batches:  # one forward over the union (HyperConfig.fuse_batches)
-                batches = [_concat_batches(batches)]
-            train_loss = torch.zeros((), device=self.device)
-            for x, y, g in batches:
-                train_loss = train_loss + self.space.loss(logits_fn(x), y, g) / len(batches)
+            train_loss = _batch_mean_loss(self.space.loss, logits_fn, batches, h.fuse_batches)
             val_loss = self._val_loss(logits_fn, gen, vbs)
             model.train(was_training)
             train_grads = torch.autograd.grad(train_loss, params, create_graph=True)
@@ -580,12 +591,7 @@ class AutoBalanceSearch:
         for _ in range(h.val_batches):
             idx = self._sample(self.s_val, batch_size, gen, balanced=h.val_sampling == "balanced")
             batches.append(self._batch(self.s_val, distributed.share(idx), None, train=False))
-        if h.fuse_batches:
-            batches = [_concat_batches(batches)]
-        val_loss = torch.zeros((), device=self.device)
-        for x, y, g in batches:
-            val_loss = val_loss + self.objective(logits_fn(x), y, g) / len(batches)
-        return val_loss
+        return _batch_mean_loss(self.objective, logits_fn, batches, h.fuse_batches)
 
     def _val_predictions(self, model: nn.Module) -> Tensor:
         """``model``'s predicted labels on every row of S_V (argmax of the raw logits)."""

@@ -27,7 +27,16 @@ POLICY_FILE = "augment_policy.json"
 POLICY_TRAJECTORY = "augment_trajectory.csv"
 ALPHA_KEY = "augment_policy"
 TRAJECTORY_KEY = "augment"
-POLICY_COLUMNS = ("epoch", "phase", "cluster", "op", "prob", "magnitude")
+# the columns of augment_trajectory.csv, in order, each with its parser
+_POLICY_TYPES: dict[str, Any] = {
+    "epoch": int,
+    "phase": str,
+    "cluster": int,
+    "op": str,
+    "prob": float,
+    "magnitude": float,
+}
+POLICY_COLUMNS = tuple(_POLICY_TYPES)
 
 
 def policy_from_dict(data: dict[str, Any]) -> BatchPolicy:
@@ -122,15 +131,7 @@ def read_policy_trajectory(path: str | PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if p.is_dir():
         p = p / POLICY_TRAJECTORY
-    columns = {
-        "epoch": int,
-        "phase": str,
-        "cluster": int,
-        "op": str,
-        "prob": float,
-        "magnitude": float,
-    }
-    return read_typed_csv(p, columns)
+    return read_typed_csv(p, _POLICY_TYPES)
 
 
 __all__ = [

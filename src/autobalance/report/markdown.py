@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from autobalance.checkpoint import atomic_write_text
+from autobalance.guard import KEEPABLE_GAIN_WARNING
 from autobalance.report import plots
 from autobalance.report.tables import (
     COMPARE_COLUMNS,
@@ -546,7 +547,7 @@ def guard_sentence(guard: Mapping[str, Any]) -> str:
             f" init loss's reference θ (paired standard error {se:.4f})."
         )
     floor = guard.get("min_keepable_gain")
-    if floor is not None and floor > 0.05:
+    if floor is not None and floor > KEEPABLE_GAIN_WARNING:
         checks += (
             f" With this validation split the guard could keep α* only for a gain of at least"
             f" {100 * floor:.1f} pt on it."
