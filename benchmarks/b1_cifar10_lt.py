@@ -10,7 +10,8 @@ Protocols (../shared/PROTOCOLS.md; exact settings in ``PROTOCOLS`` below and ben
 - ``pda`` (B1-PDA, ``b1_pda``): the paper's Table 2 analogue at a reduced budget: B1-fit's data
   and model (n_max=500, ResNet-8, no fixed crop/flip) at E=40, one hyper-step per epoch;
   methods ``autobalance+single_policy``, ``+pda``, ``+dl``, ``+pda_dl`` (and ``ce`` for the
-  time ratio, ``fixed_policy`` as the control: the policy rows' init loss and policy, unsearched).
+  time ratio; ``fixed_policy`` and ``fixed_init`` as controls: the policy rows' and the Δ&l
+  row's init, unsearched).
 
 The data are the LOSSY-JPEG CIFAR-10 copy in ``../shared/data`` (relative comparisons only).
 
@@ -164,6 +165,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+# the B1-PDA controls: each trains the init of the variant it names, unsearched
+FIXED_INITS = {"fixed_policy": "autobalance+single_policy", "fixed_init": "autobalance+dl"}
+
+
 def default_npz() -> Path:
     root = Path(os.environ.get("AUTOBALANCE_DATA", HERE.parents[1] / "shared" / "data"))
     return root / "cifar10_jpeg_lossy" / "cifar10_jpeg_yoongikim.npz"
@@ -277,11 +282,13 @@ def run_one(
                 (h.get("policy_hypergrad_norm", 0.0) for h in res.hyper_steps), default=None
             ),
         }
-    elif method == "fixed_policy":
-        # control of the policy rows (issue 12): their init, never searched. The balanced-init
-        # loss (space.init=balanced) and the initial policy (every cluster's is the same, so one
-        # policy) on all of S, by fit: the retrain of a policy row whose α* stayed at α₀.
-        cfg = method_config(base, "autobalance+single_policy", seed, device, sets)
+    elif method in FIXED_INITS:
+        # controls of the B1-PDA rows (issue 12): their init, never searched, trained on all of
+        # S by fit, which is exactly the retrain of a row whose guard fell back. fixed_policy:
+        # the balanced-init loss (space.init=balanced) and the initial policy (every cluster's
+        # is the same, so one policy), the policy rows' init; fixed_init: the same loss without
+        # augmentation, the Δ&l row's init.
+        cfg = method_config(base, FIXED_INITS[method], seed, device, sets)
         space = cfg.space.build(train.class_counts())
         policy = build_policy(cfg.augment, space.clusters, transform=tf_train)
         torch.manual_seed(seed)

@@ -190,7 +190,7 @@ def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
         weight=alpha["weight"],
         additive=alpha["additive"],
         multiplicative=alpha["multiplicative"],
-        delta_scale=max(2.0, float(alpha["multiplicative"].max()) * 1.01),
+        delta_scale=max(2.0, float(alpha["multiplicative"].detach().max()) * 1.01),
     )
     loss.requires_grad_(False)
     return loss

@@ -30,6 +30,7 @@ from autobalance import distributed
 from autobalance.data.adapters import LabelledData
 from autobalance.data.loader import DEVICE_RESIDENT_MAX_BYTES, TensorLoader, device_copy
 from autobalance.data.streaming import StreamingDataset, StreamLoader
+from autobalance.losses import scoped_value_checks
 from autobalance.metrics import evaluate_predictions
 from autobalance.validation import Rule, StrictConfig, at_least, greater_than, within
 
@@ -382,6 +383,7 @@ def train_epoch(
     precision: str = "fp32",
     grad_clip: float | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    value_checks: bool | None = None,
 ) -> EpochState:
     """One pass over ``loader``: θ ← θ − η∇θ L_train(θ, α) per batch.
 
@@ -396,7 +398,50 @@ def train_epoch(
     (so a step never waits for the device); a non-finite loss then raises there, naming its
     step, after the epoch's remaining steps ran. The returned mean loss is the same either way:
     both add the losses in float64, in the same order.
+
+    ``value_checks`` sets the losses' value checks (:func:`autobalance.losses.set_value_checks`:
+    label range, finite loss; one device→host read per call) for this epoch and restores the
+    previous setting after it; None leaves the global setting. :func:`run_epochs` turns them off
+    where the loss is read deferred (:func:`hot_loop_value_checks`).
     """
+    with scoped_value_checks(value_checks):
+        return _train_epoch(
+            model, loss_fn, loader, optimizer, scheduler, transform=transform,
+            generator=generator, step_hook=step_hook, augment=augment, global_step=global_step,
+            sync_every_step=sync_every_step, precision=precision, grad_clip=grad_clip,
+            scaler=scaler,
+        )  # fmt: skip
+
+
+def hot_loop_value_checks(device: torch.device | str) -> bool | None:
+    """The losses' value checks inside :func:`run_epochs`' θ-steps on ``device``.
+
+    On a CPU they cost nothing and stay as set (None). On an accelerator each one is a
+    device→host synchronisation per θ-step, and both are redundant there: ``LabelledData`` and
+    ``StreamingDataset`` validate their label and group ids when built, and a non-finite loss is
+    caught by the epoch's deferred flag (:func:`train_epoch`). So they are off (False).
+    """
+    return None if torch.device(device).type == "cpu" else False
+
+
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    loader: TensorLoader | StreamLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    *,
+    transform: Transform,
+    generator: torch.Generator | None,
+    step_hook: StepHook | None,
+    augment: BatchAugment | None,
+    global_step: int,
+    sync_every_step: bool | None,
+    precision: str,
+    grad_clip: float | None,
+    scaler: torch.amp.GradScaler | None,
+) -> EpochState:
+    """:func:`train_epoch` under the value-check setting it chose."""
     model.train()
     total, n = 0.0, 0
     correct: Tensor | int = 0  # stays on the device: no sync per step
@@ -531,6 +576,7 @@ __all__ = [
     "evaluate",
     "fit",
     "grad_scaler",
+    "hot_loop_value_checks",
     "identity_transform",
     "make_loader",
     "make_optimizer",
@@ -630,6 +676,7 @@ def run_epochs(
             precision=cfg.precision,
             grad_clip=cfg.grad_clip,
             scaler=scaler,
+            value_checks=hot_loop_value_checks(device),
         )
         distributed.sync_buffers(model)  # rank 0's BatchNorm statistics everywhere
         record: dict[str, Any] = {

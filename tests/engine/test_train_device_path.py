@@ -14,11 +14,19 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from autobalance import train as train_mod
 from autobalance.augment import CIFAR10_MEAN, CIFAR10_STD, Normalize
 from autobalance.data import loader as loader_mod
 from autobalance.data.dataset import InMemoryDataset
 from autobalance.data.loader import TensorLoader, device_copy
-from autobalance.train import TrainConfig, make_optimizer, make_scheduler, train_epoch
+from autobalance.losses import make_loss, set_value_checks, value_checks_enabled
+from autobalance.train import (
+    TrainConfig,
+    hot_loop_value_checks,
+    make_optimizer,
+    make_scheduler,
+    train_epoch,
+)
 
 
 def dataset(n: int = 40) -> InMemoryDataset:
@@ -26,7 +34,9 @@ def dataset(n: int = 40) -> InMemoryDataset:
     return InMemoryDataset(x=torch.randn(n, 5, generator=g), y=torch.arange(n) % 3, num_classes=3)
 
 
-def one_epoch(sync: bool | None, loss_fn=None) -> tuple[object, nn.Module, list[int]]:
+def one_epoch(
+    sync: bool | None, loss_fn=None, value_checks: bool | None = None
+) -> tuple[object, nn.Module, list[int]]:
     torch.manual_seed(0)
     model = nn.Linear(5, 3)
     cfg = TrainConfig(epochs=1, batch_size=8, lr=0.1)
@@ -43,6 +53,7 @@ def one_epoch(sync: bool | None, loss_fn=None) -> tuple[object, nn.Module, list[
         step_hook=lambda gs, ls: hooks.append(gs),
         global_step=10,
         sync_every_step=sync,
+        value_checks=value_checks,
     )
     return state, model, hooks
 
@@ -73,6 +84,63 @@ def test_non_finite_loss_raises_before_the_step_or_at_the_epoch_end() -> None:
     with pytest.raises(FloatingPointError, match=r"\(nan\) at step 11;"):
         one_epoch(False, nan_at_second)
     assert calls["n"] == 5  # the epoch ran on; the first bad step is reported
+
+
+def test_value_checks_are_set_for_the_epoch_and_restored_after_it() -> None:
+    la = make_loss("la", class_counts=[5, 3, 2])
+    seen: list[bool] = []
+
+    def recording(z: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+        seen.append(value_checks_enabled())
+        return la(z, y)
+
+    assert value_checks_enabled()
+    one_epoch(False, recording, value_checks=False)
+    assert seen == [False] * 5 and value_checks_enabled()
+    seen.clear()
+    one_epoch(None, recording)  # None: the global setting
+    assert seen == [True] * 5
+
+    def failing(z: Tensor, y: Tensor, g: Tensor | None) -> Tensor:
+        seen.append(value_checks_enabled())
+        raise RuntimeError("boom")
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        one_epoch(False, failing, value_checks=False)
+    assert seen == [False] and value_checks_enabled()  # restored after the raise
+    previous = set_value_checks(False)
+    try:
+        one_epoch(False, recording, value_checks=True)
+        assert seen[-1] is True and not value_checks_enabled()  # the caller's False is back
+    finally:
+        set_value_checks(previous)
+
+
+def test_hot_loops_skip_value_checks_only_off_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hot_loop_value_checks("cpu") is None  # free there: the global setting holds
+    assert hot_loop_value_checks(torch.device("cpu")) is None
+    assert hot_loop_value_checks("cuda:1") is False  # one host sync per step saved
+    assert hot_loop_value_checks("mps") is False
+    # run_epochs hands the rule's answer for its device to every train_epoch
+    passed: list[bool | None] = []
+    real = train_mod.train_epoch
+
+    def spy(*args, **kwargs):
+        passed.append(kwargs["value_checks"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_epoch", spy)
+    monkeypatch.setattr(train_mod, "hot_loop_value_checks", lambda device: False)
+    model = nn.Linear(5, 3)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.1)
+    opt = make_optimizer(model, cfg)
+    ce = nn.CrossEntropyLoss()
+    train_mod.run_epochs(
+        "train", model, lambda z, y, g: ce(z, y), dataset(), cfg,
+        optimizer=opt, scheduler=None, seed=0,
+    )  # fmt: skip
+    assert passed == [False, False]
 
 
 def test_device_copy_is_made_once_and_refreshed_after_a_write() -> None:

@@ -13,7 +13,11 @@ Every loss module is called as ``loss(logits, targets, groups=None)`` and takes
 
 from __future__ import annotations
 
-from autobalance.losses._common import set_value_checks, value_checks_enabled
+from autobalance.losses._common import (
+    scoped_value_checks,
+    set_value_checks,
+    value_checks_enabled,
+)
 from autobalance.losses.baselines import (
     CDTLoss,
     CrossEntropy,
@@ -82,6 +86,7 @@ __all__ = [
     "make_loss",
     "parametric_cross_entropy",
     "parse_blend",
+    "scoped_value_checks",
     "set_value_checks",
     "value_checks_enabled",
 ]

@@ -8,8 +8,9 @@ never run while ``torch.compile`` traces a loss, where a host read would break t
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +31,20 @@ def set_value_checks(enabled: bool) -> bool:
     previous = _VALUE_CHECKS
     _VALUE_CHECKS = bool(enabled)
     return previous
+
+
+@contextlib.contextmanager
+def scoped_value_checks(enabled: bool | None) -> Iterator[None]:
+    """Within the block, the value checks are ``enabled`` (None: unchanged); the previous
+    setting is restored after it, also when it raises."""
+    if enabled is None:
+        yield
+        return
+    previous = set_value_checks(enabled)
+    try:
+        yield
+    finally:
+        set_value_checks(previous)
 
 
 def value_checks_enabled() -> bool:
@@ -199,6 +214,7 @@ __all__ = [
     "check_reduction",
     "is_compiling",
     "reduce_loss",
+    "scoped_value_checks",
     "set_value_checks",
     "value_checks_enabled",
 ]
