@@ -310,7 +310,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autobalance.report.markdown import guard_sentence
 
     guard = summary.get("guard") or {}
-    if guard.get("fell_back") or guard.get("rollbacks"):
+    if guard.get("would_fall_back") or guard.get("rollbacks"):
         # said even with --quiet: a fallback or rollback changes what the run means
         print(f"autobalance: warning: {guard_sentence(guard)}", file=sys.stderr)
     applied, skipped, reasons = _hyper_step_summary(summary, run)

@@ -276,7 +276,8 @@ class GuardConfig(StrictConfig):
     ``keep_z`` · SE. α* was tuned on S_V, so a gain within S_V's noise is more likely luck than
     a better loss. ``keep_z = 0``: any gain keeps α*.
 
-    ``fallback``: false keeps α* whatever the scores say (they are still measured and reported).
+    ``fallback``: false keeps α* whatever the scores say (they are still measured and reported,
+    and ``would_fall_back`` in the run's guard summary says whether the guard would have reset it).
 
     ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z``, ``keep_z`` ≥ 0; ``shrink`` in (0, 1);
     ``max_rollbacks`` ≥ 0; ``fallback_margin`` any finite number (< 0 demands a gain).

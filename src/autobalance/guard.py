@@ -363,22 +363,26 @@ class SearchGuard:
         else:
             against, what = self.start_score, "the start of the search"
             allowance = self.cfg.fallback_margin + self.noise
-        fell_back, reason = False, None
-        if (
+        failed = (
             self.cfg.enabled
-            and self.cfg.fallback
             and not self.at_init()
             and against is not None
             and self.last_score is not None
             and self.last_score > against + allowance
-        ):
-            fell_back = True
+        )
+        reason = None
+        if failed:
             reason = (
                 f"final validation {self.score_name} {self.last_score:.4f} is worse than "
-                f"{against:.4f} of {what} (allowance {allowance:.4f}): α* reset to the init"
+                f"{against:.4f} of {what} (allowance {allowance:.4f}): "
+                + ("α* reset to the init" if self.cfg.fallback else "α* kept (fallback off)")
             )
+        fell_back = failed and self.cfg.fallback
+        if fell_back:
             self._load_raw(self.alpha0)
-        return self.report(fell_back=fell_back, reason=reason, averaged=averaged)
+        return self.report(
+            fell_back=fell_back, reason=reason, averaged=averaged, would_fall_back=failed
+        )
 
     def allowance(self, paired_se: float | None) -> float:
         """How much worse than the reference θ a θ trained with α* may score on S_V and keep α*:
@@ -386,11 +390,18 @@ class SearchGuard:
         return self.cfg.fallback_margin - self.cfg.keep_z * (paired_se or 0.0)
 
     def report(
-        self, *, fell_back: bool = False, reason: str | None = None, averaged: int = 0
+        self,
+        *,
+        fell_back: bool = False,
+        reason: str | None = None,
+        averaged: int = 0,
+        would_fall_back: bool = False,
     ) -> dict[str, Any]:
-        """What the guard saw and did, for the run's summary."""
+        """What the guard saw and did, for the run's summary. ``would_fall_back`` is its
+        verdict, also with ``guard.fallback`` off (``fell_back`` is whether it acted on it)."""
         return {
             "fell_back": fell_back,
+            "would_fall_back": would_fall_back or fell_back,
             "fallback_reason": reason,
             "rollbacks": self.rollbacks,
             "frozen": self.frozen,

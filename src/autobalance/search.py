@@ -671,14 +671,17 @@ class AutoBalanceSearch:
                 "passed": not fell_back,
             },
         )
-        if cfg.guard.enabled and cfg.guard.fallback and fell_back:
-            self.guard.reset_to_init()
-            report["fell_back"] = True
+        if cfg.guard.enabled and fell_back:
+            act = cfg.guard.fallback
+            if act:
+                self.guard.reset_to_init()
+            report["fell_back"] = act
+            report["would_fall_back"] = True
             report["fallback_reason"] = (
                 f"a θ trained from scratch with α* scored {score:.4f} on S_V, not better than "
                 f"{ref_score:.4f} of the reference θ trained with the init loss by the required "
                 f"margin (allowance {allowance:+.4f} = fallback_margin − keep_z × paired SE "
-                f"{se:.4f}): α* reset to the init"
+                f"{se:.4f}): " + ("α* reset to the init" if act else "α* kept (fallback off)")
             )
         return report
 

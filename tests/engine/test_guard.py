@@ -111,8 +111,15 @@ def test_fallback_against_the_reference_and_against_the_start() -> None:
         g.space.raw["additive"].fill_(1.0)
     kept = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.31)
     assert not kept["fell_back"] and float(g.space.raw["additive"].detach()[0]) == 1.0
+    assert not kept["would_fall_back"] and kept["fallback_reason"] is None
+    g.cfg.fallback = False  # the verdict is recorded, α* is kept
+    off = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.29)
+    assert off["would_fall_back"] and not off["fell_back"]
+    assert "fallback off" in off["fallback_reason"]
+    assert float(g.space.raw["additive"].detach()[0]) == 1.0
+    g.cfg.fallback = True
     back = g.finish(average=0.0, search_epochs=10, start_epoch=4, reference_score=0.29)
-    assert back["fell_back"] and "reference" in back["fallback_reason"]
+    assert back["fell_back"] and back["would_fall_back"] and "reference" in back["fallback_reason"]
     assert float(g.space.raw["additive"].detach().abs().max()) == 0.0
     # without a reference: the start of the search, plus the noise allowance
     h = _guard(z=1.0)
@@ -242,6 +249,7 @@ def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
     assert not kept["fell_back"] and float(eng.space.raw["additive"].detach()[0]) == pytest.approx(
         0.7
     )
+    assert kept["would_fall_back"] and "α* kept (fallback off)" in kept["fallback_reason"]
     eng.cfg.guard.fallback = True
     back = eng._check_from_scratch(y, rebuild, {"fell_back": False})
     assert back["fell_back"] and "from scratch" in back["fallback_reason"]

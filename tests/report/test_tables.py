@@ -110,5 +110,7 @@ def test_the_guard_sentence_says_what_the_keep_rule_saw() -> None:
     assert text.startswith("**The search fell back to its initialisation.**")
     assert "scored 0.3000 against 0.3300" in text and "paired standard error 0.0500" in text
     assert "at least 12.0 pt" in text
+    kept_off = guard_sentence({**guard, "fell_back": False, "would_fall_back": True})
+    assert "because the fallback is off; the guard would have reset it" in kept_off
     quiet = guard_sentence({"fell_back": False, "min_keepable_gain": 0.01})
     assert quiet.startswith("The search kept") and "at least" not in quiet

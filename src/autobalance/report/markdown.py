@@ -529,6 +529,11 @@ def guard_sentence(guard: Mapping[str, Any]) -> str:
     """One plain sentence on the search's stability guard (``SearchResult.guard``)."""
     if guard.get("fell_back"):
         head = f"**The search fell back to its initialisation.** {guard.get('fallback_reason')}."
+    elif guard.get("would_fall_back"):
+        head = (
+            "**The search kept its learned α* because the fallback is off; the guard would have"
+            f" reset it to its initialisation.** {guard.get('fallback_reason')}."
+        )
     else:
         head = "The search kept its learned α*."
     start, final = guard.get("start_val_score"), guard.get("final_val_score")
