@@ -69,6 +69,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
         update_summary,
         write_json_atomic,
     )
+    from guard_rule import keeps
 except ImportError:  # pragma: no cover
     from benchmarks._common import (
         SUMMARY_METRICS,
@@ -77,6 +78,7 @@ except ImportError:  # pragma: no cover
         update_summary,
         write_json_atomic,
     )
+    from benchmarks.guard_rule import keeps
 
 HERE = Path(__file__).resolve().parent
 BASELINES = ("ce", "la", "ldam_drw", "cdt", "vs")
@@ -103,8 +105,19 @@ PROTOCOLS = {
     "fit": Protocol("b1_fit", "cifar10-lt-cpu", "resnet8", 500, 100, False, {"hyper.per_epoch": 1}),
     "paper": Protocol("b1_paper", "cifar10-lt", "resnet32", None, 300, True, {}),
     # B1-PDA (issue 12, paper Table 2): B1-fit at E=40 (B1-fit's E=100 costs ~20-40 min per
-    # AutoBalance run on the shared 2-core CPU; 4 rows x 3 seeds would not fit).
-    "pda": Protocol("b1_pda", "cifar10-lt-cpu", "resnet8", 500, 40, False, {"hyper.per_epoch": 1}),
+    # AutoBalance run on the shared 2-core CPU; 4 rows x 3 seeds would not fit). The guard's
+    # fallback is off, so each row is what its search found (S_V's rarest classes hold 1-2
+    # images: the keep rule could keep α* only for a gain of ~20 pt, and every row would be its
+    # init's control); what the default guard hands back is in guarded_balanced_error.
+    "pda": Protocol(
+        "b1_pda",
+        "cifar10-lt-cpu",
+        "resnet8",
+        500,
+        40,
+        False,
+        {"hyper.per_epoch": 1, "guard.fallback": False},
+    ),
 }
 
 # The ablation levers: each variant turns one lever of the default off (or on).
@@ -167,6 +180,41 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 # the B1-PDA controls: each trains the init of the variant it names, unsearched
 FIXED_INITS = {"fixed_policy": "autobalance+single_policy", "fixed_init": "autobalance+dl"}
+# the control whose training a B1-PDA row's fallback retrains exactly (the row's init)
+INIT_CONTROLS = {
+    "autobalance+single_policy": "fixed_policy",
+    "autobalance+pda": "fixed_policy",
+    "autobalance+pda_dl": "fixed_policy",
+    "autobalance+dl": "fixed_init",
+}
+
+
+def guard_keeps(row: dict[str, Any]) -> bool:
+    """The default guard's verdict on a run made with its fallback off: the run's recorded
+    ``would_fall_back``, or, for runs older than that field, the verdict replayed from its S_V
+    scores and paired SE (:func:`guard_rule.keeps`, at the run's keep_z and fallback_margin)."""
+    guard = row["guard"]
+    if "would_fall_back" in guard:
+        return not guard["would_fall_back"]
+    cfg = row["config"]["guard"]
+    return keeps(guard, cfg["keep_z"], cfg["fallback_margin"])
+
+
+def add_guarded(rows: list[dict[str, Any]]) -> None:
+    """B1-PDA: set each AutoBalance row's ``guard_kept`` (1 or 0) and ``guarded_balanced_error``,
+    the test error that the default guard (fallback on) hands back: the row's own when the
+    guard keeps α*, else that of its init's control of the same seed (``INIT_CONTROLS``; a
+    fallback retrains exactly that training, ``tests/engine/test_guard.py``). Rows whose
+    control did not run get only ``guard_kept``."""
+    controls = {(r["method"], r["seed"]): r["balanced_error"] for r in rows}
+    for r in rows:
+        if r["method"] not in INIT_CONTROLS or not r.get("guard"):
+            continue
+        kept = guard_keeps(r)
+        r["guard_kept"] = float(kept)
+        fallback = controls.get((INIT_CONTROLS[r["method"]], r["seed"]))
+        if kept or fallback is not None:
+            r["guarded_balanced_error"] = r["balanced_error"] if kept else fallback
 
 
 def default_npz() -> Path:
@@ -427,7 +475,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for r in rows:
                 if r["seed"] in ce:
                     r["time_ratio_to_ce"] = r["seconds"] / ce[r["seed"]]
-            metrics = (*SUMMARY_METRICS, "time_ratio_to_ce")
+            add_guarded(rows)
+            metrics = (
+                *SUMMARY_METRICS,
+                "time_ratio_to_ce",
+                "guard_kept",
+                "guarded_balanced_error",
+            )
         key = protocol.key + (f"_{args.tag}" if args.tag else "")
         update_summary(key, rows, args.results / "summary.json", metrics=metrics)
     print(f"\n{protocol.key} ({protocol.arch}, E={base.train.epochs}, n={len(train)}; lossy JPEG)")

@@ -1,0 +1,70 @@
+"""benchmarks/b1_cifar10_lt.py, B1-PDA: what the default guard would have handed back.
+
+The protocol runs with the guard's fallback off; each AutoBalance row also reports the test
+error of the default guard's outcome: its own when the guard keeps α*, else its init control's
+of the same seed (a fallback retrains exactly that training).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import b1_cifar10_lt as b1  # noqa: E402
+
+
+def _run(method: str, seed: int, err: float, guard: dict) -> dict:
+    config = {"guard": {"keep_z": 2.0, "fallback_margin": 0.0}}
+    return {"method": method, "seed": seed, "balanced_error": err, "guard": guard, "config": config}
+
+
+def test_guarded_error_is_the_run_when_kept_else_its_init_control() -> None:
+    scores = {"final_val_score": 0.39, "reference_val_score": 0.40}
+    rows = [
+        {"method": "fixed_policy", "seed": 0, "balanced_error": 0.66},
+        {"method": "fixed_init", "seed": 0, "balanced_error": 0.68},
+        {"method": "ce", "seed": 0, "balanced_error": 0.70},
+        _run("autobalance+pda", 0, 0.64, {**scores, "would_fall_back": False}),
+        _run("autobalance+pda_dl", 0, 0.63, {**scores, "would_fall_back": True}),
+        # a run older than would_fall_back: replayed from its scores (gain 0.10 > 2 × 0.04)
+        _run(
+            "autobalance+single_policy",
+            0,
+            0.65,
+            scores | {"from_scratch_val_score": 0.30, "from_scratch_paired_se": 0.04},
+        ),
+        # ... and a gain within the noise (0.05 < 2 × 0.04): the Δ&l init, no augmentation
+        _run(
+            "autobalance+dl",
+            0,
+            0.67,
+            scores | {"from_scratch_val_score": 0.35, "from_scratch_paired_se": 0.04},
+        ),
+        _run("autobalance+dl", 1, 0.61, {**scores, "would_fall_back": True}),  # no control
+    ]
+    b1.add_guarded(rows)
+    got = {
+        (r["method"], r["seed"]): (r.get("guard_kept"), r.get("guarded_balanced_error"))
+        for r in rows
+    }
+    assert got[("autobalance+pda", 0)] == (1.0, 0.64)
+    assert got[("autobalance+pda_dl", 0)] == (0.0, 0.66)
+    assert got[("autobalance+single_policy", 0)] == (1.0, 0.65)
+    assert got[("autobalance+dl", 0)] == (0.0, 0.68)
+    assert got[("autobalance+dl", 1)] == (0.0, None)  # its control did not run
+    assert got[("fixed_policy", 0)] == (None, None) and got[("ce", 0)] == (None, None)
+
+
+def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
+    for method, control in b1.INIT_CONTROLS.items():
+        variant = b1.FIXED_INITS[control]
+        searched = b1.VARIANTS[method.partition("+")[2]]
+        init = b1.VARIANTS[variant.partition("+")[2]]
+        assert searched["space.init"] == init["space.init"] == "balanced"
+        # a policy row's control trains the initial policy; the Δ&l row's none
+        assert ("augment.kind" in searched) == ("augment.kind" in init)
+    cfg = b1.protocol_config(b1.PROTOCOLS["pda"], None)
+    assert cfg.guard.fallback is False and cfg.guard.enabled
