@@ -43,7 +43,7 @@ DEMO_QUICK = ("search.train.epochs=4",)
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 DEVICE_TYPES = ("cpu", "cuda", "mps")
-CONFIG_FLAGS = ("--preset", "--config", "--set", "--seed")
+CONFIG_FLAGS = ("--preset", "--config", "--set", "--seed", "--data-dir")
 MAX_DIFF_VALUES = 4  # keys shown with both values in the "config differs" error
 
 
@@ -110,6 +110,8 @@ def _resolve(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Ex
         overrides.append(f"search.seed={args.seed}")
     if getattr(args, "device", None) is not None:
         overrides.append(f"search.device={args.device}")
+    if getattr(args, "data_dir", None) is not None:
+        overrides.append(f"dataset.data_dir={args.data_dir}")
     if base is not None:
         cfg = ExperimentConfig.from_dict(apply_overrides(base, overrides))
     else:
@@ -120,9 +122,13 @@ def _resolve(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Ex
 
 
 def _config_given(args: argparse.Namespace) -> bool:
-    """Whether any of ``--preset``/``--config``/``--set``/``--seed`` was given."""
+    """Whether any of ``--preset``/``--config``/``--set``/``--seed``/``--data-dir`` was given."""
     return bool(
-        args.config is not None or args.preset is not None or args.set or args.seed is not None
+        args.config is not None
+        or args.preset is not None
+        or args.set
+        or args.seed is not None
+        or getattr(args, "data_dir", None) is not None
     )
 
 
@@ -771,6 +777,9 @@ def _add_common(p: argparse.ArgumentParser, config: bool = True) -> None:
         )
         p.add_argument("--seed", type=int, help="shortcut for --set search.seed=N")
         p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (shortcut for search.device)")
+        p.add_argument(
+            "--data-dir", metavar="DIR", help="dataset folder (shortcut for dataset.data_dir)"
+        )
         p.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-...)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress output")

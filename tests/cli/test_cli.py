@@ -242,6 +242,7 @@ def test_every_preset_parses_and_round_trips() -> None:
             ["search", "--preset", "imagenet-lt", "--set", "dataset.data_dir=/nonexistent/in"],
             "in/imagenet_lt",
         ),
+        (["train", "--loss", "la", "--preset", "cifar10-lt-cpu", "--data-dir", "/no/d"], "/no/d"),
         (["evaluate", "/nonexistent/run"], "not a run directory"),
         (["compare", "/nonexistent/run"], "not a run directory"),
     ],

@@ -76,6 +76,7 @@ def train_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--set", "search.train.epochs=5"], ["search.train.epochs"]),
         (["--seed", "7"], ["search.seed"]),
         (["--preset", "gaussians-cpu", "--set", *TINY], ["search.train.epochs"]),
+        (["--data-dir", "/elsewhere/data"], ["dataset.data_dir"]),  # data must not change
     ],
 )
 def test_a_different_config_is_refused_before_anything_is_written(
