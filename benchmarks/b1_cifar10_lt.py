@@ -190,13 +190,14 @@ INIT_CONTROLS = {
 
 
 def guard_keeps(row: dict[str, Any]) -> bool:
-    """The default guard's verdict on a run made with its fallback off: the run's recorded
-    ``would_fall_back``, or, for runs older than that field, the verdict replayed from its S_V
-    scores and paired SE (:func:`guard_rule.keeps`, at the run's keep_z and fallback_margin)."""
-    guard = row["guard"]
+    """The guard's verdict on a run: its recorded ``would_fall_back``; for runs older than that
+    field, what the guard did when its fallback was on, else the verdict replayed from the run's
+    S_V scores and paired SE (:func:`guard_rule.keeps`, at its keep_z and fallback_margin)."""
+    guard, cfg = row["guard"], row["config"]["guard"]
     if "would_fall_back" in guard:
         return not guard["would_fall_back"]
-    cfg = row["config"]["guard"]
+    if cfg.get("fallback", True):
+        return not guard["fell_back"]
     return keeps(guard, cfg["keep_z"], cfg["fallback_margin"])
 
 

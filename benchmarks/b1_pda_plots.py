@@ -1,7 +1,8 @@
 """Figure of B1-PDA (paper Table 2 analogue, issue 12) from its per-run JSON files.
 
-Left: balanced test error of each row (mean ± std over the seeds, one dot per seed), with its
-wall time over CE's. Right: the learned policies at the end of the search, for the policy rows
+Left: balanced test error of each row (mean ± std over the seeds, one dot per seed; a cross
+where the default guard would have reset α* to its init, ``b1_cifar10_lt.guard_keeps``), with
+its wall time over CE's. Right: the learned policies at the end of the search, for the policy rows
 (``policy_search_end`` in each run's JSON; the guard may still have reset α* to its init
 afterwards): p − p₀ and m − m₀ of every (cluster, operation), mean over the seeds, clusters
 head → tail (cluster 0 is the most frequent).
@@ -18,6 +19,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_pda_plots
+    from b1_cifar10_lt import guard_keeps
+except ImportError:  # pragma: no cover
+    from benchmarks.b1_cifar10_lt import guard_keeps
+
 HERE = Path(__file__).resolve().parent
 METHODS = (
     "ce",
@@ -26,6 +32,7 @@ METHODS = (
     "autobalance+dl",
     "autobalance+pda_dl",
     "fixed_policy",
+    "fixed_init",
 )
 LABELS = {
     "ce": "CE",
@@ -34,6 +41,7 @@ LABELS = {
     "autobalance+dl": "Δ&l",
     "autobalance+pda_dl": "PDA + Δ&l",
     "fixed_policy": "init policy,\nno search",
+    "fixed_init": "init loss, no\naugmentation",
 }
 POLICY_ROWS = ("autobalance+single_policy", "autobalance+pda", "autobalance+pda_dl")
 
@@ -80,7 +88,10 @@ def main(argv: list[str] | None = None) -> Path:
     for i, m in enumerate(runs):
         errs = [r["balanced_error"] for r in runs[m]]
         ax.errorbar(i, np.mean(errs), yerr=np.std(errs, ddof=1) if len(errs) > 1 else 0, fmt="o")
-        ax.scatter([i] * len(errs), errs, s=10, color="grey", zorder=3)
+        reset = [bool(r.get("guard")) and not guard_keeps(r) for r in runs[m]]
+        for flag, marker in ((False, "o"), (True, "x")):
+            ys = [e for e, f in zip(errs, reset) if f == flag]
+            ax.scatter([i] * len(ys), ys, s=14, marker=marker, color="grey", zorder=3)
         ratios = [r["seconds"] / ce[r["seed"]] for r in runs[m] if r["seed"] in ce]
         if ratios:
             ax.annotate(
@@ -93,7 +104,10 @@ def main(argv: list[str] | None = None) -> Path:
             )
     ax.set_xticks(range(len(runs)), [LABELS[m] for m in runs], rotation=30, fontsize=8)
     ax.set_ylabel("balanced test error")
-    ax.set_title("B1-PDA: seeds " + ", ".join(map(str, args.seeds)), fontsize=9)
+    ax.set_title(
+        "B1-PDA: seeds " + ", ".join(map(str, args.seeds)) + "\n(×: the default guard resets α*)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     for j, m in enumerate(policy_rows):
         pol = runs[m][0]["policy"]

@@ -17,7 +17,7 @@ import b1_cifar10_lt as b1  # noqa: E402
 
 
 def _run(method: str, seed: int, err: float, guard: dict) -> dict:
-    config = {"guard": {"keep_z": 2.0, "fallback_margin": 0.0}}
+    config = {"guard": {"fallback": False, "keep_z": 2.0, "fallback_margin": 0.0}}
     return {"method": method, "seed": seed, "balanced_error": err, "guard": guard, "config": config}
 
 
@@ -56,6 +56,14 @@ def test_guarded_error_is_the_run_when_kept_else_its_init_control() -> None:
     assert got[("autobalance+dl", 0)] == (0.0, 0.68)
     assert got[("autobalance+dl", 1)] == (0.0, None)  # its control did not run
     assert got[("fixed_policy", 0)] == (None, None) and got[("ce", 0)] == (None, None)
+
+
+def test_an_old_run_with_the_fallback_on_reports_what_the_guard_did() -> None:
+    row = _run("autobalance+pda", 0, 0.64, {"fell_back": True, "final_val_score": 0.1})
+    row["config"]["guard"] = {"fallback": True}  # older than keep_z: nothing to replay
+    assert not b1.guard_keeps(row)
+    row["guard"]["fell_back"] = False
+    assert b1.guard_keeps(row)
 
 
 def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
