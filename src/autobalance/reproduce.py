@@ -621,6 +621,7 @@ def run_table(session: Session) -> Outcome:
             headers.append("ours − paper")
     headers += ["time (s)", "paper row"]
     rows: list[list[Any]] = []
+    notes: list[str] = []
     data: dict[str, Any] = {}
     for m in plan.methods:
         sums = per_method[m]["summaries"]
@@ -641,6 +642,15 @@ def run_table(session: Session) -> Outcome:
                 labels.append(pv.label)
         row += [f"{np.mean([s['seconds'] for s in sums]):.1f}", ", ".join(labels) or "not in paper"]
         rows.append(row)
+        guards = [s.get("guard") or {} for s in sums]
+        if any(guards):
+            record["guard"] = [
+                {k: g.get(k) for k in ("fell_back", "would_fall_back", "fallback_reason")}
+                for g in guards
+            ]
+            note = guard_note(display(m), plan.seeds, guards)
+            if note:
+                notes.append(note)
         data[m] = record
     paper_only = [p for p in rep.paper if p.method is None and p.dataset in (None, column)]
     for label in dict.fromkeys(p.label for p in paper_only):
@@ -654,12 +664,35 @@ def run_table(session: Session) -> Outcome:
     return Outcome(
         headers,
         rows,
+        notes=notes,
         data={
             "methods": data,
             "paper_column": column,
             "paper_only": [to_jsonable(p.__dict__) for p in paper_only],
         },
     )
+
+
+def guard_note(label: str, seeds: Sequence[int], guards: Sequence[Mapping[str, Any]]) -> str | None:
+    """One line on the seeds where the search's guard reset α* to its init (those runs are the
+    init loss's training, not a searched loss), or kept α* only because its fallback was off;
+    None when it kept α* on every seed."""
+    reset = [s for s, g in zip(seeds, guards) if g.get("fell_back")]
+    kept_off = [
+        s for s, g in zip(seeds, guards) if g.get("would_fall_back") and not g.get("fell_back")
+    ]
+    parts = []
+    if reset:
+        parts.append(
+            f"the guard reset α* to its initialisation on seed(s) {', '.join(map(str, reset))} "
+            f"of {len(guards)}: those runs trained the initial loss, not a searched one"
+        )
+    if kept_off:
+        parts.append(
+            f"on seed(s) {', '.join(map(str, kept_off))} it would have, and kept α* only "
+            "because search.guard.fallback is off"
+        )
+    return f"{label}: {'; '.join(parts)} (each run's summary.json, `guard`)" if parts else None
 
 
 def _cluster_means(
@@ -1139,6 +1172,7 @@ __all__ = [
     "describe_plan",
     "estimated_epochs",
     "format_outcome",
+    "guard_note",
     "is_search",
     "list_reproductions",
     "make_plan",

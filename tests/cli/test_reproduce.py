@@ -240,11 +240,35 @@ def test_table1_results_match_the_runs(table1: tuple[Path, str]) -> None:
         assert ours["std"] == pytest.approx(np.std(errs, ddof=1))
     assert methods["ce"]["paper"]["balanced_error"]["value"] == 30.45
     assert methods["vs"]["paper"]["balanced_error"]["value"] is None
+    # the search rows carry each seed's guard verdict, read from the run's own summary
+    assert "guard" not in methods["ce"]
+    for rec, path in zip(methods["autobalance"]["guard"], methods["autobalance"]["runs"]):
+        own = RunDir.open(path).read_json("summary.json")["guard"]
+        assert rec["fell_back"] == own["fell_back"] and rec["would_fall_back"] is not None
+    reset = [r["fell_back"] for r in methods["autobalance"]["guard"]]
+    notes = [n for n in res["notes"] if n.startswith("AutoBalance:")]
+    assert len(notes) == (1 if any(reset) else 0)
     ldam = RunDir.open(methods["ldam_drw"]["runs"][1]).read_config()
     assert ldam.model.options == {"norm_head": True} and ldam.dataset.seed == 0
     # the cosine head has no bias, the linear head of the other methods has one
     assert "head.bias" not in RunDir.open(methods["ldam_drw"]["runs"][0]).load_model_state()
     assert "head.bias" in RunDir.open(methods["ce"]["runs"][0]).load_model_state()
+
+
+def test_guard_note_names_the_seeds_that_fell_back_or_were_kept_only_with_the_fallback_off() -> (
+    None
+):
+    from autobalance.reproduce import guard_note
+
+    kept = {"fell_back": False, "would_fall_back": False}
+    reset = {"fell_back": True, "would_fall_back": True}
+    off = {"fell_back": False, "would_fall_back": True}
+    assert guard_note("AB", [0, 1], [kept, kept]) is None
+    note = guard_note("AB", [0, 1, 2], [reset, kept, reset])
+    assert note is not None and "seed(s) 0, 2 of 3" in note and "initial loss" in note
+    note = guard_note("AB", [3, 4], [off, kept])
+    assert note is not None and "seed(s) 3" in note and "fallback is off" in note
+    assert "reset" not in note
 
 
 def test_table1_printout_and_report(table1: tuple[Path, str]) -> None:
