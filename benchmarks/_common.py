@@ -194,8 +194,8 @@ def update_summary(
 
     Each row needs ``method`` and ``seed``; a method's lists are ordered by seed (the seeds are
     under ``"seeds"``) and a rerun seed replaces its earlier value. Other protocols and methods
-    are kept. The file is locked while it is read and rewritten, so concurrent benchmark
-    processes can update it.
+    are kept; a metric that none of a method's seeds has is left out. The file is locked while
+    it is read and rewritten, so concurrent benchmark processes can update it.
     """
     import fcntl
 
@@ -214,8 +214,10 @@ def update_summary(
                 if r["method"] == method:
                     by_seed[int(r["seed"])] = {m: r[m] for m in metrics if m in r}
             seeds = sorted(by_seed)
+            columns = {m: [by_seed[s].get(m) for s in seeds] for m in metrics}
+            # a metric none of this method's seeds has (a fixed loss's guard verdict) is left out
             block[method] = {"seeds": seeds} | {
-                m: [by_seed[s].get(m) for s in seeds] for m in metrics
+                m: v for m, v in columns.items() if any(x is not None for x in v)
             }
         write_json_atomic(path, summary)
     return summary

@@ -180,13 +180,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 # the B1-PDA controls: each trains the init of the variant it names, unsearched
 FIXED_INITS = {"fixed_policy": "autobalance+single_policy", "fixed_init": "autobalance+dl"}
-# the control whose training a B1-PDA row's fallback retrains exactly (the row's init)
+# the control whose training an AutoBalance row's fallback retrains exactly (the row's init):
+# the B1-PDA rows start from the balanced init, every other variant from the default's LA
 INIT_CONTROLS = {
     "autobalance+single_policy": "fixed_policy",
     "autobalance+pda": "fixed_policy",
     "autobalance+pda_dl": "fixed_policy",
     "autobalance+dl": "fixed_init",
 }
+
+
+def init_control(method: str) -> str:
+    """The fixed-loss method whose training is ``method``'s fallback (``INIT_CONTROLS``, else
+    ``la``: the library's default init, which every ablation lever keeps)."""
+    return INIT_CONTROLS.get(method, "la")
 
 
 def guard_keeps(row: dict[str, Any]) -> bool:
@@ -201,21 +208,25 @@ def guard_keeps(row: dict[str, Any]) -> bool:
     return keeps(guard, cfg["keep_z"], cfg["fallback_margin"])
 
 
-def add_guarded(rows: list[dict[str, Any]]) -> None:
-    """B1-PDA: set each AutoBalance row's ``guard_kept`` (1 or 0) and ``guarded_balanced_error``,
-    the test error that the default guard (fallback on) hands back: the row's own when the
-    guard keeps α*, else that of its init's control of the same seed (``INIT_CONTROLS``; a
-    fallback retrains exactly that training, ``tests/engine/test_guard.py``). Rows whose
-    control did not run get only ``guard_kept``."""
+def add_guarded(rows: list[dict[str, Any]], folder: Path | None = None) -> None:
+    """Set each AutoBalance row's ``guard_kept`` (1 or 0) and ``guarded_balanced_error``, the
+    test error that the default guard (fallback on) hands back: the row's own when the guard
+    keeps α*, else that of its init's control of the same seed (:func:`init_control`; a fallback
+    retrains exactly that training, ``tests/engine/test_guard.py``), taken from ``rows`` or
+    else from ``folder`` (the protocol's untagged runs). Rows whose control has not run get
+    only ``guard_kept``."""
     controls = {(r["method"], r["seed"]): r["balanced_error"] for r in rows}
     for r in rows:
-        if r["method"] not in INIT_CONTROLS or not r.get("guard"):
+        if not r["method"].startswith("autobalance") or not r.get("guard"):
             continue
         kept = guard_keeps(r)
         r["guard_kept"] = float(kept)
-        fallback = controls.get((INIT_CONTROLS[r["method"]], r["seed"]))
-        if kept or fallback is not None:
-            r["guarded_balanced_error"] = r["balanced_error"] if kept else fallback
+        key = (init_control(r["method"]), r["seed"])
+        path = None if folder is None else folder / f"{key[0]}__s{key[1]}.json"
+        if key not in controls and path is not None and path.is_file():
+            controls[key] = read_json(path)["balanced_error"]
+        if kept or key in controls:
+            r["guarded_balanced_error"] = r["balanced_error"] if kept else controls[key]
 
 
 def default_npz() -> Path:
@@ -470,19 +481,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 flush=True,
             )
     if not smoke:
-        metrics = SUMMARY_METRICS
+        # what the default guard hands back, also for runs made with its fallback off
+        add_guarded(rows, args.results / "b1" / args.protocol)
+        metrics = (*SUMMARY_METRICS, "guard_kept", "guarded_balanced_error")
         if protocol.key == "b1_pda":  # Table 2 analogue: each run's wall time over CE's (same seed)
             ce = {r["seed"]: r["seconds"] for r in rows if r["method"] == "ce"}
             for r in rows:
                 if r["seed"] in ce:
                     r["time_ratio_to_ce"] = r["seconds"] / ce[r["seed"]]
-            add_guarded(rows)
-            metrics = (
-                *SUMMARY_METRICS,
-                "time_ratio_to_ce",
-                "guard_kept",
-                "guarded_balanced_error",
-            )
+            metrics = (*metrics, "time_ratio_to_ce")
         key = protocol.key + (f"_{args.tag}" if args.tag else "")
         update_summary(key, rows, args.results / "summary.json", metrics=metrics)
     print(f"\n{protocol.key} ({protocol.arch}, E={base.train.epochs}, n={len(train)}; lossy JPEG)")

@@ -30,3 +30,16 @@ def test_rows_merge_by_method_and_seed_and_keep_other_protocols(tmp_path) -> Non
     assert la["balanced_error"] == [0.30, 0.31, 0.33]
     assert la["seconds"] == [11.0, None, None]  # the reruns did not report seconds
     assert out["b1_fit"]["autobalance"]["balanced_error"] == [0.29]
+
+
+def test_a_metric_no_seed_of_a_method_has_is_left_out(tmp_path) -> None:
+    path = tmp_path / "summary.json"
+    rows = [
+        {"method": "la", "seed": 0, "balanced_error": 0.30},
+        {"method": "autobalance", "seed": 0, "balanced_error": 0.29, "guard_kept": 0.0},
+        {"method": "autobalance", "seed": 1, "balanced_error": 0.28},
+    ]
+    update_summary("b1_fit", rows, path, metrics=("balanced_error", "guard_kept"))
+    out = json.loads(path.read_text())["b1_fit"]
+    assert out["la"] == {"seeds": [0], "balanced_error": [0.30]}
+    assert out["autobalance"]["guard_kept"] == [0.0, None]

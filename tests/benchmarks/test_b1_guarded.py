@@ -1,8 +1,9 @@
-"""benchmarks/b1_cifar10_lt.py, B1-PDA: what the default guard would have handed back.
+"""benchmarks/b1_cifar10_lt.py: what the default guard hands back, for runs made with the
+fallback off (B1-PDA, the lever ablations).
 
-The protocol runs with the guard's fallback off; each AutoBalance row also reports the test
-error of the default guard's outcome: its own when the guard keeps α*, else its init control's
-of the same seed (a fallback retrains exactly that training).
+Each AutoBalance row also reports the test error of the default guard's outcome: its own when
+the guard keeps α*, else its init control's of the same seed (a fallback retrains exactly that
+training).
 """
 
 from __future__ import annotations
@@ -76,3 +77,20 @@ def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
         assert ("augment.kind" in searched) == ("augment.kind" in init)
     cfg = b1.protocol_config(b1.PROTOCOLS["pda"], None)
     assert cfg.guard.fallback is False and cfg.guard.enabled
+
+
+def test_the_default_searchs_control_is_la_read_from_the_protocols_folder(tmp_path: Path) -> None:
+    (tmp_path / "la__s0.json").write_text('{"method": "la", "seed": 0, "balanced_error": 0.66}')
+    scores = {"final_val_score": 0.39, "reference_val_score": 0.40}
+    rows = [
+        _run("autobalance", 0, 0.70, {**scores, "would_fall_back": True}),
+        _run("autobalance+la_tau", 0, 0.65, {**scores, "would_fall_back": False}),
+        _run("autobalance+val_batch", 1, 0.64, {**scores, "would_fall_back": True}),  # no LA
+    ]
+    b1.add_guarded(rows, tmp_path)
+    assert [(r["guard_kept"], r.get("guarded_balanced_error")) for r in rows] == [
+        (0.0, 0.66),
+        (1.0, 0.65),
+        (0.0, None),
+    ]
+    assert b1.init_control("autobalance+constant_alpha_lr") == "la"
