@@ -128,7 +128,7 @@ def _config_given(args: argparse.Namespace) -> bool:
         or args.preset is not None
         or args.set
         or args.seed is not None
-        or getattr(args, "data_dir", None) is not None
+        or args.data_dir is not None
     )
 
 

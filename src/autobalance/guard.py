@@ -401,7 +401,7 @@ class SearchGuard:
         verdict, also with ``guard.fallback`` off (``fell_back`` is whether it acted on it)."""
         return {
             "fell_back": fell_back,
-            "would_fall_back": would_fall_back or fell_back,
+            "would_fall_back": would_fall_back,
             "fallback_reason": reason,
             "rollbacks": self.rollbacks,
             "frozen": self.frozen,

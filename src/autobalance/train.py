@@ -405,12 +405,73 @@ def train_epoch(
     where the loss is read deferred (:func:`hot_loop_value_checks`).
     """
     with scoped_value_checks(value_checks):
-        return _train_epoch(
-            model, loss_fn, loader, optimizer, scheduler, transform=transform,
-            generator=generator, step_hook=step_hook, augment=augment, global_step=global_step,
-            sync_every_step=sync_every_step, precision=precision, grad_clip=grad_clip,
-            scaler=scaler,
-        )  # fmt: skip
+        model.train()
+        total, n = 0.0, 0
+        correct: Tensor | int = 0  # stays on the device: no sync per step
+        seen = 0
+        total_dev: Tensor | None = None  # Σ loss in float64, on the device (deferred mode)
+        first_bad: Tensor | None = None  # first local step with a non-finite loss, else -1
+        bad_loss: Tensor | None = None  # its loss value
+        if augment is not None:  # A_y(x) needs the labels: the batch transform runs first, here
+            base_transform, transform = transform, _passthrough
+        amp = autocast_context(precision, next(iter(model.parameters()), torch.empty(0)).device)
+        for xb, yb, gb in loader:
+            if augment is not None:
+                xb = augment(base_transform(xb, generator), yb, gb, generator)
+            with amp():
+                logits = model(transform(xb, generator))
+                loss = loss_fn(logits, yb, gb)
+            loss = loss.float()
+            correct = correct + (logits.detach().argmax(dim=1) == yb).sum()
+            seen += int(yb.shape[0])
+            eager = loss.device.type == "cpu" if sync_every_step is None else sync_every_step
+            if eager:
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite training loss ({loss.item()}) at step {global_step + n}; "
+                        "lower the learning rate or check the data"
+                    )
+            else:
+                value = loss.detach()
+                if first_bad is None or bad_loss is None:
+                    first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
+                    bad_loss = torch.zeros_like(value)
+                new_bad = (first_bad < 0) & ~torch.isfinite(value)
+                first_bad = torch.where(new_bad, n, first_bad)
+                bad_loss = torch.where(new_bad, value, bad_loss)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if eager:
+                total += float(loss.detach())
+            else:
+                step_loss = loss.detach().to(torch.float64)
+                total_dev = step_loss if total_dev is None else total_dev + step_loss
+            n += 1
+            if step_hook is not None:
+                step_hook(global_step + n, n)
+        if first_bad is not None and bad_loss is not None:
+            bad = int(first_bad)
+            if bad >= 0:
+                raise FloatingPointError(
+                    f"non-finite training loss ({float(bad_loss)}) at step {global_step + bad}; "
+                    "lower the learning rate or check the data"
+                )
+        if total_dev is not None:
+            total += float(total_dev)
+        return EpochState(loss=total / max(n, 1), steps=n, accuracy=int(correct) / max(seen, 1))
 
 
 def hot_loop_value_checks(device: torch.device | str) -> bool | None:
@@ -422,93 +483,6 @@ def hot_loop_value_checks(device: torch.device | str) -> bool | None:
     caught by the epoch's deferred flag (:func:`train_epoch`). So they are off (False).
     """
     return None if torch.device(device).type == "cpu" else False
-
-
-def _train_epoch(
-    model: nn.Module,
-    loss_fn: LossFn,
-    loader: TensorLoader | StreamLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    *,
-    transform: Transform,
-    generator: torch.Generator | None,
-    step_hook: StepHook | None,
-    augment: BatchAugment | None,
-    global_step: int,
-    sync_every_step: bool | None,
-    precision: str,
-    grad_clip: float | None,
-    scaler: torch.amp.GradScaler | None,
-) -> EpochState:
-    """:func:`train_epoch` under the value-check setting it chose."""
-    model.train()
-    total, n = 0.0, 0
-    correct: Tensor | int = 0  # stays on the device: no sync per step
-    seen = 0
-    total_dev: Tensor | None = None  # Σ loss in float64, on the device (deferred mode)
-    first_bad: Tensor | None = None  # first local step with a non-finite loss, else -1
-    bad_loss: Tensor | None = None  # its loss value
-    if augment is not None:  # A_y(x) needs the labels: the batch transform runs first, here
-        base_transform, transform = transform, _passthrough
-    amp = autocast_context(precision, next(iter(model.parameters()), torch.empty(0)).device)
-    for xb, yb, gb in loader:
-        if augment is not None:
-            xb = augment(base_transform(xb, generator), yb, gb, generator)
-        with amp():
-            logits = model(transform(xb, generator))
-            loss = loss_fn(logits, yb, gb)
-        loss = loss.float()
-        correct = correct + (logits.detach().argmax(dim=1) == yb).sum()
-        seen += int(yb.shape[0])
-        eager = loss.device.type == "cpu" if sync_every_step is None else sync_every_step
-        if eager:
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite training loss ({loss.item()}) at step {global_step + n}; "
-                    "lower the learning rate or check the data"
-                )
-        else:
-            value = loss.detach()
-            if first_bad is None or bad_loss is None:
-                first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
-                bad_loss = torch.zeros_like(value)
-            new_bad = (first_bad < 0) & ~torch.isfinite(value)
-            first_bad = torch.where(new_bad, n, first_bad)
-            bad_loss = torch.where(new_bad, value, bad_loss)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if eager:
-            total += float(loss.detach())
-        else:
-            step_loss = loss.detach().to(torch.float64)
-            total_dev = step_loss if total_dev is None else total_dev + step_loss
-        n += 1
-        if step_hook is not None:
-            step_hook(global_step + n, n)
-    if first_bad is not None and bad_loss is not None:
-        bad = int(first_bad)
-        if bad >= 0:
-            raise FloatingPointError(
-                f"non-finite training loss ({float(bad_loss)}) at step {global_step + bad}; "
-                "lower the learning rate or check the data"
-            )
-    if total_dev is not None:
-        total += float(total_dev)
-    return EpochState(loss=total / max(n, 1), steps=n, accuracy=int(correct) / max(seen, 1))
 
 
 def autocast_context(precision: str, device: torch.device) -> Callable[[], Any]:
