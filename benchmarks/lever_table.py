@@ -1,0 +1,134 @@
+"""The lever table of issue 8, printed from b1_cifar10_lt.py's per-run JSON.
+
+Each lever is an ``autobalance+<lever>`` run with the guard's fallback off, so its test error is
+the loss its search found; the guard's verdict (``would_fall_back``) and S_V scores are stored in
+the run. For each lever the table gives the balanced test error (mean ± sample std over seeds),
+the paired difference to LA and to the best baseline of the same seeds (mean, and the one-sample
+t statistic over the pairs, n − 1 degrees of freedom), the default guard's verdict per seed, the
+S_V scores (searched θ / θ trained from scratch with α* against the reference θ trained with the
+init loss) and the mean seconds per run::
+
+    python benchmarks/lever_table.py results/b1/fit_ablation --la results/b1/fit \
+        --best la+tau=1.5 --seeds 0 1 2
+
+Several run folders may be given; a method is read from the first folder that holds it.
+
+Reads only; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def paired(diffs: Sequence[float]) -> tuple[float, float]:
+    """Mean of the paired differences d_s and t = mean / (std / √n) (nan for n < 2 or std 0)."""
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan
+    sd = statistics.stdev(diffs)
+    return mean, (mean / (sd / math.sqrt(len(diffs))) if sd > 0 else math.nan)
+
+
+def _load(folder: Path, method: str, seed: int) -> dict[str, Any] | None:
+    path = folder / f"{method}__s{seed}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def lever_row(
+    runs: Path, method: str, seeds: Sequence[int], la: Path, best: str
+) -> dict[str, Any] | None:
+    """One table row for ``method`` over the ``seeds`` whose run and baselines all exist."""
+    got = []
+    for seed in seeds:
+        run, base, top = _load(runs, method, seed), _load(la, "la", seed), _load(la, best, seed)
+        if run is not None and base is not None and top is not None:
+            got.append((seed, run, base["balanced_error"], top["balanced_error"]))
+    if not got:
+        return None
+    errors = [run["balanced_error"] for _, run, _, _ in got]
+    guards = [run.get("guard") or {} for _, run, _, _ in got]
+    return {
+        "method": method,
+        "seeds": [seed for seed, *_ in got],
+        "errors": errors,
+        "mean": statistics.fmean(errors),
+        "std": statistics.stdev(errors) if len(errors) > 1 else math.nan,
+        "minus_la": [e - b for e, (_, _, b, _) in zip(errors, got, strict=True)],
+        "minus_best": [e - t for e, (_, _, _, t) in zip(errors, got, strict=True)],
+        "reset": [g.get("would_fall_back") for g in guards],
+        "val": [
+            (
+                g.get("final_val_score"),
+                g.get("from_scratch_val_score"),
+                g.get("reference_val_score"),
+            )
+            for g in guards
+        ],
+        "seconds": statistics.fmean(run["seconds"] for _, run, _, _ in got),
+    }
+
+
+def _score(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _pt(x: float) -> str:
+    """A difference in percentage points, signed with the typographic minus."""
+    return f"{100 * x:+.2f}".replace("-", "−")
+
+
+def markdown(row: dict[str, Any]) -> str:
+    """The row as a markdown table line (differences in percentage points)."""
+    la_mean, la_t = paired(row["minus_la"])
+    best_mean, best_t = paired(row["minus_best"])
+    verdict = {True: "reset", False: "kept", None: "no guard"}
+    cells = [
+        row["method"],
+        f"{row['mean']:.4f} ± {row['std']:.4f}",
+        " ".join(f"{e:.4f}" for e in row["errors"]),
+        " ".join(_pt(d) for d in row["minus_la"]),
+        f"{_pt(la_mean)} (t = {la_t:+.1f})".replace("-", "−"),
+        " ".join(_pt(d) for d in row["minus_best"]),
+        f"{_pt(best_mean)} (t = {best_t:+.1f})".replace("-", "−"),
+        ", ".join(verdict[r] for r in row["reset"]),
+        "; ".join(f"{_score(s)}/{_score(f)} vs {_score(r)}" for s, f, r in row["val"]),
+        f"{row['seconds']:.0f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| lever (fallback off) | balanced error | per seed | − LA per seed (pt) | mean − LA | "
+    "− best per seed (pt) | mean − best | default guard | S_V: searched / from scratch vs "
+    "reference | s / run |\n" + "|---" * 10 + "|"
+)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("runs", type=Path, nargs="+", help="folders of autobalance*__s<seed>.json runs")
+    p.add_argument("--la", type=Path, required=True, help="folder with la__s<seed>.json")
+    p.add_argument("--best", default="la", help="the best baseline's method name in --la")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = p.parse_args(argv)
+    folder: dict[str, Path] = {}  # method -> the first folder that holds it
+    for runs in args.runs:
+        for path in sorted(runs.glob("autobalance*__s*.json")):
+            folder.setdefault(path.name.split("__s")[0], runs)
+    methods = sorted(folder, key=lambda m: (m != "autobalance", m))
+    rows = [r for m in methods if (r := lever_row(folder[m], m, args.seeds, args.la, args.best))]
+    print(HEADER)
+    for row in rows:
+        print(markdown(row))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""benchmarks/lever_table.py: the issue-8 lever table computed from per-run JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from lever_table import lever_row, main, markdown, paired  # noqa: E402
+
+
+def _write(folder: Path, method: str, seed: int, error: float, **guard: object) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    run = {"method": method, "seed": seed, "balanced_error": error, "seconds": 10.0 * (seed + 1)}
+    if guard:
+        run["guard"] = guard
+    (folder / f"{method}__s{seed}.json").write_text(json.dumps(run))
+
+
+def test_paired_is_the_one_sample_t_statistic() -> None:
+    mean, t = paired([-0.02, -0.01, -0.03])
+    assert mean == pytest.approx(-0.02)
+    assert t == pytest.approx(-0.02 / (0.01 / math.sqrt(3)))
+    assert math.isnan(paired([0.1])[1]) and math.isnan(paired([0.1, 0.1])[1])
+
+
+def test_a_row_pairs_each_seed_with_its_own_baselines(tmp_path: Path) -> None:
+    runs, la = tmp_path / "runs", tmp_path / "la"
+    for seed, (err, base, best) in enumerate([(0.60, 0.65, 0.62), (0.70, 0.66, 0.64)]):
+        verdict = seed == 0
+        _write(runs, "autobalance+x", seed, err, would_fall_back=verdict, final_val_score=0.5)
+        _write(la, "la", seed, base)
+        _write(la, "la+tau=1.5", seed, best)
+    _write(runs, "autobalance+x", 2, 0.1)  # no baselines for seed 2: left out
+    row = lever_row(runs, "autobalance+x", [0, 1, 2], la, "la+tau=1.5")
+    assert row is not None
+    assert row["seeds"] == [0, 1]
+    assert row["minus_la"] == pytest.approx([-0.05, 0.04])
+    assert row["minus_best"] == pytest.approx([-0.02, 0.06])
+    assert row["reset"] == [True, False]
+    assert row["seconds"] == pytest.approx(15.0)
+    line = markdown(row)
+    assert "0.6500 ± 0.0707" in line and "−5.00 +4.00" in line and "reset, kept" in line
+    assert lever_row(runs, "autobalance+y", [0], la, "la") is None
+
+
+def test_main_reads_a_method_from_the_first_folder_that_holds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, la = tmp_path / "a", tmp_path / "b", tmp_path / "la"
+    _write(first, "autobalance", 0, 0.5)
+    _write(second, "autobalance", 0, 0.9)
+    _write(second, "autobalance+old", 0, 0.7)
+    _write(la, "la", 0, 0.6)
+    rows = main([str(first), str(second), "--la", str(la), "--seeds", "0"])
+    assert [(r["method"], r["errors"]) for r in rows] == [
+        ("autobalance", [0.5]),
+        ("autobalance+old", [0.7]),
+    ]
+    assert "no guard" in capsys.readouterr().out
