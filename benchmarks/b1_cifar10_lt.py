@@ -214,10 +214,13 @@ def add_guarded(rows: list[dict[str, Any]], folder: Path | None = None) -> None:
     keeps α*, else that of its init's control of the same seed (:func:`init_control`; a fallback
     retrains exactly that training, ``tests/engine/test_guard.py``), taken from ``rows`` or
     else from ``folder`` (the protocol's untagged runs). Rows whose control has not run get
-    only ``guard_kept``."""
+    only ``guard_kept``. A run with the guard off (``guard.enabled: false``) has no verdict and
+    gets neither."""
     controls = {(r["method"], r["seed"]): r["balanced_error"] for r in rows}
     for r in rows:
         if not r["method"].startswith("autobalance") or not r.get("guard"):
+            continue
+        if not r["config"]["guard"].get("enabled", True):
             continue
         kept = guard_keeps(r)
         r["guard_kept"] = float(kept)

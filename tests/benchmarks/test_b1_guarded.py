@@ -67,6 +67,14 @@ def test_an_old_run_with_the_fallback_on_reports_what_the_guard_did() -> None:
     assert b1.guard_keeps(row)
 
 
+def test_a_run_with_the_guard_off_gets_no_verdict() -> None:
+    row = _run("autobalance+no_guard", 0, 0.7, {"fell_back": False, "reference_val_score": None})
+    row["config"]["guard"]["enabled"] = False
+    rows = [row, {"method": "la", "seed": 0, "balanced_error": 0.6}]
+    b1.add_guarded(rows)
+    assert "guard_kept" not in row and "guarded_balanced_error" not in row
+
+
 def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
     for method, control in b1.INIT_CONTROLS.items():
         variant = b1.FIXED_INITS[control]
