@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 from torch import nn
 
 from autobalance import SearchConfig, make_model
@@ -201,6 +202,33 @@ def test_full_validation_objective_uses_all_of_s_val() -> None:
     with torch.no_grad():
         first, second = (eng._val_loss(model, gen, 7) for _ in range(2))
     assert not torch.equal(first, want) and not torch.equal(first, second)
+
+
+def test_full_validation_chunks_mix_the_classes_of_a_class_sorted_s_val() -> None:
+    """S_V is stored class by class; in training mode a BatchNorm normalises each chunk with its
+    own statistics, so the chunks must be random mixes, not runs of one class."""
+    data = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
+    data = data.subset(torch.argsort(data.y, stable=True))  # as make_long_tailed stores it
+    cfg = SearchConfig(seed=0, train=TrainConfig(epochs=1, batch_size=16, warmup_epochs=0))
+    cfg.hyper.val_sampling, cfg.hyper.val_batch_size = "full", 7
+    eng = AutoBalanceSearch(cfg, lambda: make_model("mlp", 4, in_features=8, hidden=(16,)), data)
+    y = eng.s_val.y
+    assert torch.equal(y, y.sort().values)  # S_V keeps that order
+    seen: list[Tensor] = []
+
+    def logits_fn(x: Tensor) -> Tensor:
+        rows = (x[:, None, :] == eng.s_val.x[None]).all(-1).float().argmax(1)
+        seen.append(rows)
+        return torch.zeros(len(x), 4)
+
+    eng._val_loss(logits_fn, torch.Generator().manual_seed(0), 7)
+    rows = torch.cat(seen)
+    assert sorted(rows.tolist()) == list(range(len(y)))  # every row once
+    chunk_classes = [len(set(y[r].tolist())) for r in seen[:-1]]
+    assert min(chunk_classes) > 1  # no chunk of one class
+    # a different hyper-step visits S_V in another order
+    eng._val_loss(logits_fn, torch.Generator().manual_seed(1), 7)
+    assert not torch.equal(torch.cat(seen[len(rows) // 7 + 1 :]), rows)
 
 
 def test_renamed_and_new_config_keys() -> None:
