@@ -7,8 +7,7 @@ import math
 
 import pytest
 import torch
-from torch import Tensor
-from torch import nn
+from torch import Tensor, nn
 
 from autobalance import SearchConfig, make_model
 from autobalance.config import GuardConfig, HyperConfig, from_dict, to_dict
