@@ -79,9 +79,14 @@ def _score(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _minus(text: str) -> str:
+    """``text`` with the typographic minus, as the READMEs write it."""
+    return text.replace("-", "−")
+
+
 def _pt(x: float) -> str:
-    """A difference in percentage points, signed with the typographic minus."""
-    return f"{100 * x:+.2f}".replace("-", "−")
+    """A difference in percentage points, signed."""
+    return _minus(f"{100 * x:+.2f}")
 
 
 def markdown(row: dict[str, Any]) -> str:
@@ -94,9 +99,9 @@ def markdown(row: dict[str, Any]) -> str:
         f"{row['mean']:.4f} ± {row['std']:.4f}",
         " ".join(f"{e:.4f}" for e in row["errors"]),
         " ".join(_pt(d) for d in row["minus_la"]),
-        f"{_pt(la_mean)} (t = {la_t:+.1f})".replace("-", "−"),
+        _minus(f"{100 * la_mean:+.2f} (t = {la_t:+.1f})"),
         " ".join(_pt(d) for d in row["minus_best"]),
-        f"{_pt(best_mean)} (t = {best_t:+.1f})".replace("-", "−"),
+        _minus(f"{100 * best_mean:+.2f} (t = {best_t:+.1f})"),
         ", ".join(verdict[r] for r in row["reset"]),
         "; ".join(f"{_score(s)}/{_score(f)} vs {_score(r)}" for s, f, r in row["val"]),
         f"{row['seconds']:.0f}",

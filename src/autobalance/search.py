@@ -565,20 +565,22 @@ class AutoBalanceSearch:
         With ``val_sampling='full'`` the logits of S_V are computed in chunks and the objective
         is applied once to all of them (a balanced objective is not a mean of chunk values).
         The rows are visited in a fresh random order: the model is in training mode, so a
-        BatchNorm normalises each chunk with its own statistics, and S_V's rows are stored class
-        by class (a long-tailed set is built that way and the split keeps the order); chunks in
-        that order hold one or two classes each, and their statistics erase the class signal.
+        BatchNorm normalises each chunk with its own statistics, and both S_V's rows (a
+        long-tailed set is built class by class and the split keeps the order) and a
+        class-balanced sample come grouped by class; chunks in that order hold one or two classes
+        each, and their statistics erase the class signal.
         """
         h = self.cfg.hyper
         if h.val_sampling == "full":
             n = len(self.s_val)
-            # all of S_V, shuffled; above val_full_max samples (memory: one graph holds them
-            # all), a fresh class-balanced sample of that size at each hyper-step
+            # all of S_V; above val_full_max samples (memory: one graph holds them all), a fresh
+            # class-balanced sample of that size at each hyper-step. Either way, shuffled
             index = (
-                torch.randperm(n, generator=gen)
+                torch.arange(n)
                 if n <= h.val_full_max
                 else self._sample(self.s_val, h.val_full_max, gen, balanced=True)
             )
+            index = index[torch.randperm(len(index), generator=gen)]
             index = distributed.share(index)  # this rank's share (torchrun)
             # every chunk's graph is held until the backward anyway: fusing costs no memory
             chunk = max(1, len(index)) if h.fuse_batches else batch_size

@@ -203,6 +203,18 @@ def test_full_validation_objective_uses_all_of_s_val() -> None:
     assert not torch.equal(first, want) and not torch.equal(first, second)
 
 
+def _record_chunks(eng: AutoBalanceSearch, seed: int, chunk: int) -> list[Tensor]:
+    """The S_V rows of each chunk that one evaluation of ``eng``'s full objective forwards."""
+    seen: list[Tensor] = []
+
+    def logits_fn(x: Tensor) -> Tensor:
+        seen.append((x[:, None, :] == eng.s_val.x[None]).all(-1).float().argmax(1))
+        return torch.zeros(len(x), 4)
+
+    eng._val_loss(logits_fn, torch.Generator().manual_seed(seed), chunk)
+    return seen
+
+
 def test_full_validation_chunks_mix_the_classes_of_a_class_sorted_s_val() -> None:
     """S_V is stored class by class; in training mode a BatchNorm normalises each chunk with its
     own statistics, so the chunks must be random mixes, not runs of one class."""
@@ -213,21 +225,19 @@ def test_full_validation_chunks_mix_the_classes_of_a_class_sorted_s_val() -> Non
     eng = AutoBalanceSearch(cfg, lambda: make_model("mlp", 4, in_features=8, hidden=(16,)), data)
     y = eng.s_val.y
     assert torch.equal(y, y.sort().values)  # S_V keeps that order
-    seen: list[Tensor] = []
-
-    def logits_fn(x: Tensor) -> Tensor:
-        rows = (x[:, None, :] == eng.s_val.x[None]).all(-1).float().argmax(1)
-        seen.append(rows)
-        return torch.zeros(len(x), 4)
-
-    eng._val_loss(logits_fn, torch.Generator().manual_seed(0), 7)
+    seen = _record_chunks(eng, 0, 7)
     rows = torch.cat(seen)
     assert sorted(rows.tolist()) == list(range(len(y)))  # every row once
     chunk_classes = [len(set(y[r].tolist())) for r in seen[:-1]]
     assert min(chunk_classes) > 1  # no chunk of one class
     # a different hyper-step visits S_V in another order
-    eng._val_loss(logits_fn, torch.Generator().manual_seed(1), 7)
-    assert not torch.equal(torch.cat(seen[len(rows) // 7 + 1 :]), rows)
+    assert not torch.equal(torch.cat(_record_chunks(eng, 1, 7)), rows)
+    # above val_full_max, the class-balanced sample (drawn class by class) is shuffled too
+    eng.cfg.hyper.val_full_max = 16
+    seen = _record_chunks(eng, 0, 4)
+    labels = y[torch.cat(seen)]
+    assert len(labels) == 16 and not torch.equal(labels, labels.sort().values)
+    assert min(len(set(y[r].tolist())) for r in seen) > 1  # grouped, each chunk would be one
 
 
 def test_renamed_and_new_config_keys() -> None:
