@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             for variant in args.variants:
                 t0 = time.perf_counter()
-                res = search(configure(seed, variant), model_fn, train)
+                cfg = configure(seed, variant)
+                res = search(cfg, model_fn, train)
                 err = evaluate(res.model, test)["balanced_error"]
+                start = round(cfg.hyper_start * cfg.train.epochs)
+                hist = [r for r in res.history if r["phase"] in ("warmup", "search")]
                 method = "autobalance" if variant == "default" else f"autobalance+{variant}"
                 rows.append(
                     {
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "fell_back": res.guard.get("fell_back"),
                         "rollbacks": res.guard.get("rollbacks"),
                         "max_hypergrad_norm": res.guard.get("max_hypergrad_norm"),
+                        "train_acc_at_hyper_start": hist[start - 1].get("train_acc")
+                        if start
+                        else None,
                     }
                     | {key: res.guard.get(key) for key in GUARD_SCORES}
                 )

@@ -220,6 +220,8 @@ class SearchGuard:
         self.frozen = False
         self.reference_score: float | None = None
         self.paired_se: float | None = None
+        # α′ as the search ended, when a fallback replaced it by α₀: kept, not lost
+        self.rejected: dict[str, Tensor] | None = None
 
     # ------------------------------------------------------------------ per hyper-step
     def spike_bound(self, norm: float) -> float | None:
@@ -379,7 +381,7 @@ class SearchGuard:
             )
         fell_back = failed and self.cfg.fallback
         if fell_back:
-            self._load_raw(self.alpha0)
+            self.reset_to_init()
         return self.report(
             fell_back=fell_back, reason=reason, averaged=averaged, would_fall_back=failed
         )
@@ -425,7 +427,8 @@ class SearchGuard:
         return all(torch.equal(current[k].detach().cpu(), v.cpu()) for k, v in self.alpha0.items())
 
     def reset_to_init(self) -> None:
-        """α′ ← α₀ (the fallback)."""
+        """α′ ← α₀ (the fallback); the α′ it replaces is kept in :attr:`rejected`."""
+        self.rejected = self._raw_copy()
         self._load_raw(self.alpha0)
 
     # ------------------------------------------------------------------ state

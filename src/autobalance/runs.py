@@ -8,6 +8,10 @@ A run directory holds everything needed to read, re-evaluate or resume one run::
     hyper_steps.jsonl      one JSON line per hyper-step on α (search runs)
     alpha.json             α* as a ParametricCE (reload with ``ParametricCE.load_json``), with
                            the training data's counts and fingerprint (``provenance``)
+    alpha_rejected.json    only when the guard fell back: the loss the search had found and the
+                           guard rejected (alpha.json then holds the init), same format, so
+                           ``train --alpha alpha_rejected.json`` can still use it; its policy,
+                           if any, is ``augment_policy_rejected.json``
     search_space.json      the search space: clusters D_π, raw α′ and effective (w, l, Δ)
     alpha_trajectory.csv   epoch, phase, class, group, cluster, w, l, Δ
     checkpoints/last.pt    the engine's end-of-epoch checkpoint (resume; SHA-256 checked)
@@ -78,6 +82,8 @@ ENV = "env.json"
 METRICS = "metrics.jsonl"
 HYPER_STEPS = "hyper_steps.jsonl"
 ALPHA = "alpha.json"
+ALPHA_REJECTED = "alpha_rejected.json"
+POLICY_REJECTED = "augment_policy_rejected.json"
 SPACE = "search_space.json"
 TRAJECTORY = "alpha_trajectory.csv"
 CHECKPOINTS = "checkpoints"
@@ -672,6 +678,17 @@ def _run_search(
 
         write_policy_files(run.path, result.policy, result.trajectory)
         link_policy(run.file(ALPHA))
+    guard = dict(result.guard)
+    rejected = result.rejected_loss_module()
+    if rejected is not None:  # the guard's fallback does not lose what the search found
+        from autobalance.augment.io import link_policy, save_policy
+
+        rejected.provenance = learned.provenance
+        rejected.save_json(run.file(ALPHA_REJECTED))
+        if result.rejected_policy is not None:
+            save_policy(result.rejected_policy, run.file(POLICY_REJECTED))
+            link_policy(run.file(ALPHA_REJECTED), POLICY_REJECTED)
+        guard["rejected_alpha_file"] = ALPHA_REJECTED
     run.save_model(result.model)
     test = _final_metrics(exp, result.model, cfg.search.device)
     applied = sum(1 for h in result.hyper_steps if h.get("applied"))
@@ -686,9 +703,11 @@ def _run_search(
             "timings": dict(result.timings),
             "hyper_steps": {"applied": applied, "skipped": len(result.hyper_steps) - applied},
             "alpha": {k: v.detach().cpu() for k, v in result.alpha.items()},
-            "guard": result.guard,
+            "guard": guard,
         },
     )
+    if result.rejected_alpha is not None:
+        summary["rejected_alpha"] = {k: v.detach().cpu() for k, v in result.rejected_alpha.items()}
     run.write_json(SUMMARY, summary)
     return summary
 

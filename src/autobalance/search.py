@@ -163,6 +163,9 @@ class SearchResult:
     ``guard``: the stability report (rollbacks, clipped spikes, whether α* fell back to its
     initialisation and why; see :class:`autobalance.guard.SearchGuard`); ``policy``: the
     learned augmentation policy of α* (:mod:`autobalance.augment`), None without one.
+    ``rejected_alpha`` / ``rejected_policy``: when the guard fell back, the effective (w, l, Δ)
+    and policy the search had ended with, on the retrain's counts, so that a user can still
+    train with them (:meth:`rejected_loss_module`); None otherwise.
     """
 
     alpha: dict[str, Tensor]
@@ -174,10 +177,16 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
     guard: dict[str, Any] = field(default_factory=dict)
     policy: Any = None
+    rejected_alpha: dict[str, Tensor] | None = None
+    rejected_policy: Any = None
 
     def loss_module(self) -> ParametricCE:
         """α* as a plain, frozen ``nn.Module`` loss for any training loop."""
         return loss_from_alpha(self.alpha)
+
+    def rejected_loss_module(self) -> ParametricCE | None:
+        """The loss the guard rejected (the search's own α*, before the fallback), or None."""
+        return None if self.rejected_alpha is None else loss_from_alpha(self.rejected_alpha)
 
 
 def loss_from_alpha(alpha: dict[str, Tensor]) -> ParametricCE:
@@ -880,6 +889,7 @@ class AutoBalanceSearch:
                 )
                 reference.load_state_dict(ckpt["reference"])
             guard_report = dict(ckpt.get("guard_report") or {})
+            self.guard.rejected = ckpt.get("rejected")
             set_rng_state(ckpt["rng"])
             if phase == "search":
                 model.load_state_dict(ckpt["model"])
@@ -912,6 +922,7 @@ class AutoBalanceSearch:
                 if reference is None or ph != "search"
                 else reference.state_dict(),
                 "guard_report": guard_report,
+                "rejected": self.guard.rejected,
                 "rng": rng_state(),
             }
 
@@ -1075,6 +1086,7 @@ class AutoBalanceSearch:
             else:
                 trajectory.append(final)
         alpha_star = {k: v.detach().clone() for k, v in self.space.effective().items()}
+        rejected = self._rejected()
         if not cfg.retrain:
             return SearchResult(
                 alpha_star,
@@ -1086,6 +1098,8 @@ class AutoBalanceSearch:
                 timings,
                 guard_report,
                 policy=self.policy,
+                rejected_alpha=rejected[0],
+                rejected_policy=rejected[1],
             )
 
         # ---- phase 4: reset θ, retrain on all of S with α* frozen
@@ -1143,7 +1157,23 @@ class AutoBalanceSearch:
             timings,
             guard_report,
             policy=self.policy,
+            rejected_alpha=rejected[0],
+            rejected_policy=rejected[1],
         )
+
+    def _rejected(self) -> tuple[dict[str, Tensor] | None, Any]:
+        """The effective α and the policy that the guard's fallback replaced (on the space's
+        current counts, i.e. the retrain's), or (None, None) when nothing was rejected. The
+        space is left holding α₀."""
+        raw = self.guard.rejected
+        if raw is None:
+            return None, None
+        kept = {k: v.detach().clone() for k, v in self.space.searched().items()}
+        self.space.load_searched(raw)
+        alpha = {k: v.detach().clone() for k, v in self.space.effective().items()}
+        policy = None if self.policy is None else copy.deepcopy(self.policy)
+        self.space.load_searched(kept)
+        return alpha, policy
 
 
 def search(

@@ -73,6 +73,18 @@ def test_pda_search_api_learns_the_policy_with_the_loss() -> None:
     )
 
 
+def test_a_fallback_keeps_the_rejected_policy_with_the_rejected_loss() -> None:
+    forced = ("augment.kind=pda", "augment.lr=0.5", "guard.enabled=true")
+    on = run(config(*forced, "guard.fallback_margin=-2"))  # every α* is rejected
+    off = run(config(*forced, "guard.fallback_margin=-2", "guard.fallback=false"))
+    assert on.guard["fell_back"] and on.rejected_policy is not None
+    assert off.rejected_policy is None
+    rejected = on.rejected_policy.probabilities().detach()
+    torch.testing.assert_close(rejected, off.policy.probabilities().detach())
+    assert not torch.allclose(rejected, on.policy.probabilities().detach())  # init is returned
+    torch.testing.assert_close(on.rejected_alpha["additive"], off.alpha["additive"])
+
+
 def test_policy_only_search_with_the_unrolled_hypergradient_keeps_the_loss_at_init() -> None:
     res = run(
         config(

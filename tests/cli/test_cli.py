@@ -310,3 +310,16 @@ def test_a_search_that_falls_back_says_so(tmp_path, capsys) -> None:
     assert "fell back to its initialisation" in (out / "report.md").read_text()
     space = json.loads((out / "search_space.json").read_text())
     assert all(v == 0.0 for raw in space["raw"].values() for v in raw)  # α′ = α₀: the init
+    # what the search found is not lost: alpha_rejected.json holds it, and trains
+    assert summary["guard"]["rejected_alpha_file"] == "alpha_rejected.json"
+    assert "alpha_rejected.json" in err and "alpha_rejected.json" in (out / "report.md").read_text()
+    rejected = ParametricCE.load_json(out / "alpha_rejected.json")
+    kept = ParametricCE.load_json(out / "alpha.json")
+    assert not torch.allclose(rejected.effective_additive, kept.effective_additive)
+    torch.testing.assert_close(
+        rejected.effective_additive, torch.tensor(summary["rejected_alpha"]["additive"])
+    )
+    trained = tmp_path / "rejected-train"
+    train_args = tiny_args(trained)
+    assert main(["train", *train_args, "--alpha", str(out / "alpha_rejected.json")]) == 0
+    assert json.loads((trained / "summary.json").read_text())["test"]["balanced_error"] >= 0

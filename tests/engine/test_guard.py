@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from autobalance import SearchConfig, make_model
+from autobalance import SearchConfig, make_loss, make_model
 from autobalance.config import GuardConfig, HyperConfig, from_dict, to_dict
 from autobalance.data import long_tailed_gaussians
 from autobalance.guard import SearchGuard, balanced_error_se
@@ -402,6 +402,35 @@ def test_a_fallback_retrains_exactly_the_fixed_loss_training_of_its_seed() -> No
     fit(la, make_loss("la", class_counts=train.class_counts()), train, tc, seed=3)
     for a, b in zip(res.model.state_dict().values(), la.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_fallback_keeps_the_rejected_alpha_that_the_fallback_off_run_returns() -> None:
+    """Nothing the search found is lost: a fallback hands back the init, and ``rejected_alpha``
+    is exactly the α* that the same run with the fallback off keeps (on the retrain's counts)."""
+    train = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
+    tc = TrainConfig(epochs=4, batch_size=16, warmup_epochs=0)
+
+    def model_fn() -> nn.Module:
+        return make_model("mlp", 4, in_features=8, hidden=(16,))
+
+    def run(fallback: bool):
+        cfg = SearchConfig(seed=3, train=tc)
+        cfg.guard.fallback_margin = -2.0  # the guard rejects every α*
+        cfg.guard.fallback = fallback
+        return AutoBalanceSearch(cfg, model_fn, train).run()
+
+    on, off = run(True), run(False)
+    assert on.guard["fell_back"] and off.guard["would_fall_back"] and not off.guard["fell_back"]
+    assert off.rejected_alpha is None and off.rejected_loss_module() is None
+    assert on.rejected_alpha is not None
+    init = make_loss("la", class_counts=train.class_counts())
+    torch.testing.assert_close(on.alpha["additive"], init.additive)  # α* is the init (LA)
+    for k, v in off.alpha.items():
+        torch.testing.assert_close(on.rejected_alpha[k], v)
+    assert not torch.allclose(on.rejected_alpha["additive"], on.alpha["additive"])
+    loss = on.rejected_loss_module()
+    assert loss is not None
+    torch.testing.assert_close(loss.effective_additive, off.alpha["additive"])
 
 
 def test_paired_balanced_error_se_counts_tiny_classes_as_uncertain() -> None:

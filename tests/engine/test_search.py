@@ -86,9 +86,10 @@ class _Recorder(Callback):
         self.events.append(("hyper", phase))
 
 
-def _tiny(tmp_path, epochs=4) -> AutoBalanceSearch:
+def _tiny(tmp_path, epochs=4, fallback_margin=0.0) -> AutoBalanceSearch:
     train = long_tailed_gaussians(num_classes=4, dim=8, n_max=60, imbalance_ratio=10, seed=1)
     cfg = SearchConfig(seed=3)
+    cfg.guard.fallback_margin = fallback_margin
     cfg.train = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, warmup_epochs=0)
     cfg.hyper.interval = 2
     cfg.hyper_start = 0.25
@@ -132,6 +133,21 @@ def test_resume_replays_the_same_trajectory(tmp_path, kill_at) -> None:
         )
     for p, q in zip(ref.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(p, q)
+
+
+def test_a_resumed_retrain_still_holds_the_alpha_the_guard_rejected(tmp_path) -> None:
+    ref = _tiny(tmp_path / "ref", fallback_margin=-2.0).run()  # every α* is rejected
+    assert ref.guard["fell_back"] and ref.rejected_alpha is not None
+    run = _tiny(tmp_path / "killed", fallback_margin=-2.0)
+    run.callbacks.callbacks.append(_Kill("retrain", 1))
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    resumed = _tiny(tmp_path / "killed", fallback_margin=-2.0).run(resume=True)
+    assert resumed.rejected_alpha is not None
+    for k, v in ref.rejected_alpha.items():
+        torch.testing.assert_close(resumed.rejected_alpha[k], v)
+    for k, v in ref.alpha.items():
+        torch.testing.assert_close(resumed.alpha[k], v)
 
 
 def test_events_phases_and_hyper_steps(tmp_path) -> None:

@@ -557,6 +557,12 @@ def guard_sentence(guard: Mapping[str, Any]) -> str:
             f" With this validation split the guard could keep α* only for a gain of at least"
             f" {100 * floor:.1f} pt on it."
         )
+    rejected = guard.get("rejected_alpha_file")
+    if guard.get("fell_back") and rejected:
+        checks += (
+            f" The loss the search found is kept in {rejected}; `autobalance train --alpha"
+            f" {rejected}` trains with it, without the guard's approval."
+        )
     return (
         f"{head}{scores}{checks} Rollbacks: {guard.get('rollbacks', 0)}; hypergradient spikes "
         f"clipped: {guard.get('spikes_clipped', 0)}; α′ entries on a bound: "
