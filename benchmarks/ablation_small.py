@@ -74,6 +74,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # scores are still measured, so a keep/fall-back rule can be studied offline against LA
 VARIANTS["keep"] = {"guard.fallback": False}
 VARIANTS["old_upper_keep"] = {**VARIANTS["old_upper_guarded"], "guard.fallback": False}
+# fewer searched parameters (3 clusters of classes by frequency, D_π of §2.2) or a stronger pull
+# of α′ towards its init (weight decay): two ways to overfit a small S_V less; fallback off
+VARIANTS["keep_clusters3"] = {"space.num_clusters": 3, "guard.fallback": False}
+VARIANTS["keep_wd_0.01"] = {"alpha.weight_decay": 0.01, "guard.fallback": False}
+VARIANTS["keep_wd_0.1"] = {"alpha.weight_decay": 0.1, "guard.fallback": False}
+VARIANTS["keep_wd_0.3"] = {"alpha.weight_decay": 0.3, "guard.fallback": False}
+VARIANTS["keep_wd_1"] = {"alpha.weight_decay": 1.0, "guard.fallback": False}
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 

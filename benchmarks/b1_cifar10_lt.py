@@ -154,6 +154,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_guard": {"guard.enabled": False},
     "constant_alpha_lr": {"alpha.schedule": "constant"},
     "no_alpha_wd": {"alpha.weight_decay": 0.0},
+    # a strong pull of α′ towards its init (a ridge prior on the learned loss around LA)
+    "alpha_wd_0.1": {"alpha.weight_decay": 0.1},
     "rescale_once": {"hyper.rescale": "once"},
     "val_batch": {"hyper.val_sampling": "balanced"},
     "no_average": {"alpha.average": 0.0},

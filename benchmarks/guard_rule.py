@@ -28,17 +28,20 @@ try:
 except ImportError:  # pragma: no cover
     from benchmarks._common import GUARD_SCORES
 
-GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+GRID = (-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 def keeps(row: dict[str, Any], keep_z: float, margin: float = 0.0) -> bool:
     """The guard's final decision for ``row`` under ``keep_z`` (``fallback_margin`` = margin):
     the searched θ must not score worse than the reference on S_V, and the θ trained from
-    scratch with α* must beat it by ``keep_z`` paired SEs (the last check weighs the noise)."""
+    scratch with α* must beat it by ``keep_z`` paired SEs (the last check weighs the noise); a
+    negative ``keep_z`` lets each check be worse by up to ``|keep_z|`` of its own SE."""
     ref = row["reference_val_score"]
     if ref is None:
         return True
-    if row["final_val_score"] > ref + margin:
+    # a negative keep_z falls back only on harm: every check tolerates |keep_z| of its SE
+    searched_se = row.get("reference_paired_se") or 0.0
+    if row["final_val_score"] > ref + margin - min(keep_z, 0.0) * searched_se:
         return False
     scratch, se = row["from_scratch_val_score"], row["from_scratch_paired_se"] or 0.0
     return scratch is None or scratch <= ref + margin - keep_z * se

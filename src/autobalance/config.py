@@ -274,13 +274,17 @@ class GuardConfig(StrictConfig):
     (:func:`autobalance.guard.paired_balanced_error_se` for a balanced error, otherwise
     :func:`autobalance.guard.paired_score_se`): the allowance becomes ``fallback_margin`` −
     ``keep_z`` · SE. α* was tuned on S_V, so a gain within S_V's noise is more likely luck than
-    a better loss. ``keep_z = 0``: any gain keeps α*.
+    a better loss. ``keep_z = 0``: any gain keeps α*. A negative ``keep_z`` turns the rule
+    around: α* is kept unless S_V shows harm, i.e. unless the searched θ *or* the from-scratch θ
+    scores worse than the reference by more than ``|keep_z|`` paired SEs (each check with its
+    own SE). It catches a collapse and hands back what the search found when S_V cannot tell.
 
     ``fallback``: false keeps α* whatever the scores say (they are still measured and reported,
     and ``would_fall_back`` in the run's guard summary says whether the guard would have reset it).
 
-    ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z``, ``keep_z`` ≥ 0; ``shrink`` in (0, 1);
-    ``max_rollbacks`` ≥ 0; ``fallback_margin`` any finite number (< 0 demands a gain).
+    ``spike`` > 1; ``window`` ≥ 1; ``margin``, ``z`` ≥ 0; ``shrink`` in (0, 1);
+    ``max_rollbacks`` ≥ 0; ``fallback_margin`` and ``keep_z`` any finite number
+    (``fallback_margin`` < 0 demands a gain).
     """
 
     SECTION: ClassVar[str] = "guard."
@@ -291,7 +295,6 @@ class GuardConfig(StrictConfig):
         "shrink": (within(0, 1, lo_open=True, hi_open=True),),
         "max_rollbacks": (at_least(0),),
         "z": (at_least(0),),
-        "keep_z": (at_least(0),),
     }
 
     enabled: bool = True

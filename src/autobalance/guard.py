@@ -360,8 +360,10 @@ class SearchGuard:
         against: float | None
         if reference_score is not None:
             against, what = reference_score, "the reference θ trained with the init loss"
-            # keep_z weighs the last check's evidence: the from-scratch θ's, when it runs
-            allowance = self.allowance(None if self.cfg.check_from_scratch else paired_se)
+            # keep_z ≥ 0 weighs the last check's evidence (the from-scratch θ's, when it runs);
+            # keep_z < 0 (fall back only on harm) tolerates |keep_z| SEs in every check
+            last = not self.cfg.check_from_scratch or self.cfg.keep_z < 0
+            allowance = self.allowance(paired_se if last else None)
         else:
             against, what = self.start_score, "the start of the search"
             allowance = self.cfg.fallback_margin + self.noise
@@ -388,7 +390,8 @@ class SearchGuard:
 
     def allowance(self, paired_se: float | None) -> float:
         """How much worse than the reference θ a θ trained with α* may score on S_V and keep α*:
-        ``fallback_margin`` − ``keep_z`` · SE of the paired difference (negative demands a gain)."""
+        ``fallback_margin`` − ``keep_z`` · SE of the paired difference (negative demands a gain;
+        a negative ``keep_z`` tolerates a loss within |keep_z| SEs)."""
         return self.cfg.fallback_margin - self.cfg.keep_z * (paired_se or 0.0)
 
     def report(

@@ -33,6 +33,11 @@ def test_keeps_follows_the_guard() -> None:
     assert not keeps(_row(0, 0, 0.39, 0.35, 0.04), keep_z=2.0)  # gain 0.05 < 0.08
     assert keeps(_row(0, 0, 0.39, 0.35, 0.04), keep_z=1.0)
     assert not keeps(_row(0, 0, 0.41, 0.10, 0.0), keep_z=0.0)  # searched θ worse: fall back
+    # keep_z < 0: fall back only on harm beyond |keep_z| SEs, in either check
+    harm = _row(0, 0, 0.43, 0.44, 0.05) | {"reference_paired_se": 0.05}
+    assert keeps(harm, keep_z=-1.0) and not keeps(harm, keep_z=0.0)
+    assert not keeps(harm | {"final_val_score": 0.46}, keep_z=-1.0)  # searched θ: 0.06 > 0.05
+    assert not keeps(harm | {"from_scratch_val_score": 0.46}, keep_z=-1.0)
 
 
 def test_replay_counts_a_fallback_as_the_la_row() -> None:

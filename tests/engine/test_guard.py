@@ -347,6 +347,61 @@ def test_keep_z_demands_a_gain_beyond_the_paired_noise() -> None:
     assert _guard(keep_z=0.0).allowance(0.5) == 0.0
 
 
+def test_a_negative_keep_z_falls_back_only_on_harm_beyond_the_paired_noise() -> None:
+    # keep_z = -1: the searched θ may be worse than the reference by up to 1 SE ...
+    g = _guard(z=0.0, keep_z=-1.0)  # the from-scratch check on (the default)
+    g.start(0.40)
+    with torch.no_grad():
+        g.space.raw["additive"].fill_(1.0)
+    g.last_score = 0.33  # 0.03 worse than the reference, SE 0.05: kept
+    kept = g.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.30, paired_se=0.05
+    )
+    assert not kept["fell_back"] and float(g.space.raw["additive"].detach()[0]) == 1.0
+    # ... and not by more: 0.03 worse with SE 0.02 is harm beyond 1 SE
+    back = g.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.30, paired_se=0.02
+    )
+    assert back["fell_back"] and "0.0200" in back["fallback_reason"]
+    assert g.allowance(0.02) == pytest.approx(0.02)
+    assert g.rejected is not None and float(g.rejected["additive"][0]) == 1.0
+    # the same numbers under the default rule (keep_z = 2): a loss on S_V always falls back
+    d = _guard(z=0.0)
+    d.start(0.40)
+    with torch.no_grad():
+        d.space.raw["additive"].fill_(1.0)
+    d.last_score = 0.33
+    assert d.finish(
+        average=0.0, search_epochs=10, start_epoch=4, reference_score=0.30, paired_se=0.05
+    )["fell_back"]
+
+
+def test_a_negative_keep_z_from_scratch_check_tolerates_noise_and_catches_harm() -> None:
+    from autobalance.train import make_optimizer, make_scheduler
+
+    eng = _engine(**{"guard.keep_z": -1.0})
+    tc = eng.cfg.train
+    steps = tc.steps_per_epoch(len(eng.s_train))
+
+    def rebuild(m: nn.Module):
+        opt = make_optimizer(m, tc)
+        return opt, make_scheduler(opt, tc, steps)
+
+    y = eng.s_val.y
+    with torch.no_grad():
+        eng.space.raw["additive"].fill_(0.7)
+    # a reference that is right on every S_V row: any error of the from-scratch θ is a loss,
+    # tolerated up to 1 paired SE
+    report = eng._check_from_scratch(y, rebuild, {"fell_back": False})
+    score, se = report["from_scratch_val_score"], report["from_scratch_paired_se"]
+    assert report["fell_back"] == (score > se)
+    # a reference wrong on every row: never harm
+    wrong = (y + 1) % 4
+    with torch.no_grad():
+        eng.space.raw["additive"].fill_(0.7)
+    assert not eng._check_from_scratch(wrong, rebuild, {"fell_back": False})["fell_back"]
+
+
 def test_the_reference_theta_has_its_own_momentum_buffers() -> None:
     """The reference θ is forked from the search's θ with a copy of its optimiser state: a
     reference step must leave the search's momentum untouched (and vice versa). Before the fix
