@@ -154,8 +154,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_guard": {"guard.enabled": False},
     "constant_alpha_lr": {"alpha.schedule": "constant"},
     "no_alpha_wd": {"alpha.weight_decay": 0.0},
-    # a strong pull of α′ towards its init (a ridge prior on the learned loss around LA)
+    # a strong pull of α′ towards its init (a ridge prior on the learned loss around LA): the
+    # default since 2026-11-28; the paper's 1e-4 with the keep rule of before is the lever
     "alpha_wd_0.1": {"alpha.weight_decay": 0.1},
+    "paper_alpha_wd": {"alpha.weight_decay": 1e-4, "guard.keep_z": 2.0},
     "rescale_once": {"hyper.rescale": "once"},
     "val_batch": {"hyper.val_sampling": "balanced"},
     "no_average": {"alpha.average": 0.0},
