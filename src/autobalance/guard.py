@@ -18,7 +18,9 @@ grows, a Neumann step sized for the old curvature diverges, and the hypergradien
   ``fallback_margin``; and (``check_from_scratch``) when a θ trained from scratch with α* does
   not beat the reference by ``keep_z`` standard errors of the paired difference
   (:func:`paired_balanced_error_se`, :func:`paired_score_se`): α* is tuned on S_V, and with a
-  few validation images per rare class a better S_V score is weak evidence. Without the
+  few validation images per rare class a better S_V score is weak evidence. A negative
+  ``keep_z`` (the default, −1) turns the rule around: α* falls back only when either check is
+  worse than the reference by more than |keep_z| paired SEs, i.e. on evidence of harm. Without the
   reference (it costs the θ-steps of the search epochs once more), the comparison is with the
   start of the search, allowing ``fallback_margin`` + noise. The search's retrain then trains
   α₀ exactly as a fixed-loss training of the same seed would: a fallback *is* that model.
