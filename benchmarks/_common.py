@@ -245,6 +245,17 @@ GUARD_SCORES = (
 )
 
 
+def train_acc_at_hyper_start(cfg: Any, result: Any) -> float | None:
+    """Running training accuracy of the last epoch before the hyper-steps begin (the epoch
+    ``round(hyper_start · E)``) of a search ``result`` run with ``cfg``; None when they start at
+    epoch 0."""
+    start = round(cfg.hyper_start * cfg.train.epochs)
+    if not start:
+        return None
+    history = [r for r in result.history if r["phase"] in ("warmup", "search")]
+    return history[start - 1]["train_acc"]
+
+
 __all__ = [
     "GUARD_SCORES",
     "RESULTS_DIR",
@@ -254,6 +265,7 @@ __all__ = [
     "ratio_timer",
     "read_json",
     "set_threads",
+    "train_acc_at_hyper_start",
     "update_summary",
     "write_json",
     "write_json_atomic",

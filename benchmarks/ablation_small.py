@@ -34,6 +34,7 @@ try:
         GUARD_SCORES,
         RESULTS_DIR,
         environment,
+        train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
     )
@@ -42,6 +43,7 @@ except ImportError:  # pragma: no cover
         GUARD_SCORES,
         RESULTS_DIR,
         environment,
+        train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
     )
@@ -134,8 +136,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cfg = configure(seed, variant)
                 res = search(cfg, model_fn, train)
                 err = evaluate(res.model, test)["balanced_error"]
-                start = round(cfg.hyper_start * cfg.train.epochs)
-                hist = [r for r in res.history if r["phase"] in ("warmup", "search")]
                 method = "autobalance" if variant == "default" else f"autobalance+{variant}"
                 rows.append(
                     {
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "fell_back": res.guard.get("fell_back"),
                         "rollbacks": res.guard.get("rollbacks"),
                         "max_hypergrad_norm": res.guard.get("max_hypergrad_norm"),
-                        "train_acc_at_hyper_start": hist[start - 1].get("train_acc")
-                        if start
-                        else None,
+                        "train_acc_at_hyper_start": train_acc_at_hyper_start(cfg, res),
                     }
                     | {key: res.guard.get(key) for key in GUARD_SCORES}
                 )

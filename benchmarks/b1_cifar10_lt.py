@@ -66,6 +66,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
         SUMMARY_METRICS,
         environment,
         read_json,
+        train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
     )
@@ -75,6 +76,7 @@ except ImportError:  # pragma: no cover
         SUMMARY_METRICS,
         environment,
         read_json,
+        train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
     )
@@ -327,15 +329,13 @@ def run_one(
             callbacks=[EpochLogger(log_every)] if log_every else None,
         )
         model = res.model
-        start = round(cfg.hyper_start * cfg.train.epochs)
-        search_hist = [r for r in res.history if r["phase"] in ("warmup", "search")]
         extra = {
             "config": to_dict(cfg),
             "alpha": {k: v.tolist() for k, v in res.alpha.items()},
             "timings": res.timings,
             "hyper_steps": len(res.hyper_steps),
             "guard": res.guard,
-            "train_acc_at_hyper_start": search_hist[start - 1]["train_acc"] if start else None,
+            "train_acc_at_hyper_start": train_acc_at_hyper_start(cfg, res),
             "max_hypergrad_norm": max(
                 (h.get("hypergrad_norm", 0.0) for h in res.hyper_steps), default=0.0
             ),

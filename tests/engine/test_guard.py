@@ -261,10 +261,10 @@ def test_records_carry_the_running_training_accuracy() -> None:
     assert all(0.0 <= a <= 1.0 for a in accs) and accs[-1] > accs[0]
 
 
-def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
+def _rebuild(eng: AutoBalanceSearch):
+    """The ``rebuild`` that ``_check_from_scratch`` takes: a fresh optimiser and schedule."""
     from autobalance.train import make_optimizer, make_scheduler
 
-    eng = _engine()
     tc = eng.cfg.train
     steps = tc.steps_per_epoch(len(eng.s_train))
 
@@ -272,6 +272,12 @@ def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
         opt = make_optimizer(m, tc)
         return opt, make_scheduler(opt, tc, steps)
 
+    return rebuild
+
+
+def test_a_from_scratch_check_that_fails_falls_back_to_the_init() -> None:
+    eng = _engine()
+    rebuild = _rebuild(eng)
     y = eng.s_val.y
     wrong = (y + 1) % 4  # a reference that gets every S_V row wrong: any θ is at least as good
     with torch.no_grad():
@@ -377,16 +383,8 @@ def test_a_negative_keep_z_falls_back_only_on_harm_beyond_the_paired_noise() -> 
 
 
 def test_a_negative_keep_z_from_scratch_check_tolerates_noise_and_catches_harm() -> None:
-    from autobalance.train import make_optimizer, make_scheduler
-
     eng = _engine(**{"guard.keep_z": -1.0})
-    tc = eng.cfg.train
-    steps = tc.steps_per_epoch(len(eng.s_train))
-
-    def rebuild(m: nn.Module):
-        opt = make_optimizer(m, tc)
-        return opt, make_scheduler(opt, tc, steps)
-
+    rebuild = _rebuild(eng)
     y = eng.s_val.y
     with torch.no_grad():
         eng.space.raw["additive"].fill_(0.7)
