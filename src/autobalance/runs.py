@@ -653,6 +653,7 @@ def _run_search(
     resume: bool,
     callbacks: list[Callback] | None,
 ) -> dict[str, Any]:
+    from autobalance.augment.io import link_policy, save_policy, write_policy_files
     from autobalance.provenance import fingerprint_of
     from autobalance.search import loss_from_alpha
 
@@ -674,15 +675,11 @@ def _run_search(
     run.write_json(SPACE, result.space.to_dict())
     run.write_trajectory(result.trajectory, result.space.clusters.cpu())
     if result.policy is not None:  # the learned augmentation policy, named in alpha.json
-        from autobalance.augment.io import link_policy, write_policy_files
-
         write_policy_files(run.path, result.policy, result.trajectory)
         link_policy(run.file(ALPHA))
     guard = dict(result.guard)
     rejected = result.rejected_loss_module()
     if rejected is not None:  # the guard's fallback does not lose what the search found
-        from autobalance.augment.io import link_policy, save_policy
-
         rejected.provenance = learned.provenance
         rejected.save_json(run.file(ALPHA_REJECTED))
         if result.rejected_policy is not None:
