@@ -122,3 +122,23 @@ def test_balanced_accuracy_on_long_tailed_blobs() -> None:
     Xt, yt = _long_tailed(seed=1, n=(100, 100, 100))
     clf = AutoBalanceClassifier(epochs=10, hidden=(32,), random_state=0).fit(X, y)
     assert balanced_accuracy_score(yt, clf.predict(Xt)) > 0.8
+
+
+def test_guard_fallback_is_visible_and_keeps_the_rejected_loss() -> None:
+    from autobalance.config import SearchConfig
+
+    X, y = _long_tailed()
+    settings = {**TINY, "epochs": 6, "random_state": 0}
+    demanding = SearchConfig()
+    demanding.guard.keep_z = 1000.0  # a gain of 1000 paired SEs: every searched α* is reset
+    reset = AutoBalanceClassifier(**settings, config=demanding).fit(X, y)
+    assert reset.fell_back_ and reset.search_.guard["fell_back"]
+    rejected = reset.rejected_loss_
+    assert isinstance(rejected, ParametricCE) and rejected.provenance == reset.loss_.provenance
+    l_rejected = rejected.effective_additive
+    assert torch.allclose(l_rejected, reset.search_.rejected_alpha["additive"])
+    assert not torch.equal(l_rejected, reset.loss_.effective_additive)  # the search moved α
+    kept = AutoBalanceClassifier(**settings).fit(X, y)  # the default's harm-only rule
+    assert not kept.fell_back_ and kept.rejected_loss_ is None
+    # the searched α* is the same search, kept: the rejected loss is what `kept` hands back
+    assert torch.allclose(kept.loss_.effective_additive, l_rejected)

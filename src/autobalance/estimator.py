@@ -73,6 +73,10 @@ class AutoBalanceClassifier(ClassifierMixin, BaseEstimator):
         loss_: the learned loss α*, a frozen :class:`~autobalance.losses.ParametricCE` of
             shape (K,) or (K, G), whose ``provenance`` records the training counts.
         alpha_: α* as effective tensors ``{"weight": w, "additive": l, "multiplicative": Δ}``.
+        fell_back_: whether the search's guard reset α* to its initial loss (then ``loss_`` is
+            the init, and ``model_`` was trained with it).
+        rejected_loss_: when the guard fell back, the loss the search had found, frozen as
+            ``loss_`` is (its reason is ``search_.guard["fallback_reason"]``); None otherwise.
         search_: the :class:`~autobalance.search.SearchResult` (history, trajectory, guard).
 
     Example:
@@ -209,6 +213,11 @@ class AutoBalanceClassifier(ClassifierMixin, BaseEstimator):
         loss = result.loss_module()
         loss.provenance = fingerprint_of(data)
         self.loss_: ParametricCE = loss
+        self.fell_back_ = bool(result.guard.get("fell_back", False))
+        rejected = result.rejected_loss_module()
+        if rejected is not None:
+            rejected.provenance = loss.provenance
+        self.rejected_loss_: ParametricCE | None = rejected
         self.search_ = result
         return self
 
