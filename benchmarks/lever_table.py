@@ -11,6 +11,9 @@ init loss) and the mean seconds per run::
     python benchmarks/lever_table.py results/b1/fit_ablation --la results/b1/fit \
         --best la+tau=1.5 --seeds 0 1 2
 
+``--keep-z Z`` replays the guard's verdict with ``guard.keep_z = Z`` (``guard_rule.keeps``)
+instead of showing the one each run recorded under its own rule.
+
 Several run folders may be given; a method is read from the first folder that holds it.
 
 Reads only; nothing is written.
@@ -25,6 +28,13 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+try:
+    from _common import GUARD_SCORES
+    from guard_rule import keeps
+except ImportError:  # pragma: no cover
+    from benchmarks._common import GUARD_SCORES
+    from benchmarks.guard_rule import keeps
 
 
 def paired(diffs: Sequence[float]) -> tuple[float, float]:
@@ -42,9 +52,19 @@ def _load(folder: Path, method: str, seed: int) -> dict[str, Any] | None:
 
 
 def lever_row(
-    runs: Path, method: str, seeds: Sequence[int], la: Path, best: str
+    runs: Path,
+    method: str,
+    seeds: Sequence[int],
+    la: Path,
+    best: str,
+    keep_z: float | None = None,
 ) -> dict[str, Any] | None:
-    """One table row for ``method`` over the ``seeds`` whose run and baselines all exist."""
+    """One table row for ``method`` over the ``seeds`` whose run and baselines all exist.
+
+    ``keep_z`` None: the verdict each run's own guard recorded (``would_fall_back``, under the
+    ``guard.keep_z`` it ran with); a number: that rule replayed on the run's S_V scores
+    (``guard_rule.keeps``), so runs made under different defaults are judged alike.
+    """
     got = []
     for seed in seeds:
         run, base, top = _load(runs, method, seed), _load(la, "la", seed), _load(la, best, seed)
@@ -62,7 +82,7 @@ def lever_row(
         "std": statistics.stdev(errors) if len(errors) > 1 else math.nan,
         "minus_la": [e - b for e, (_, _, b, _) in zip(errors, got, strict=True)],
         "minus_best": [e - t for e, (_, _, _, t) in zip(errors, got, strict=True)],
-        "reset": [g.get("would_fall_back") for g in guards],
+        "reset": [_verdict(g, keep_z) for g in guards],
         "val": [
             (
                 g.get("final_val_score"),
@@ -73,6 +93,13 @@ def lever_row(
         ],
         "seconds": statistics.fmean(run["seconds"] for _, run, _, _ in got),
     }
+
+
+def _verdict(guard: dict[str, Any], keep_z: float | None) -> bool | None:
+    """Whether the guard falls back: as recorded, or replayed with ``keep_z``."""
+    if keep_z is None or "reference_val_score" not in guard:
+        return guard.get("would_fall_back")
+    return not keeps({key: guard.get(key) for key in GUARD_SCORES}, keep_z)
 
 
 def _score(x: float | None) -> str:
@@ -122,13 +149,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--la", type=Path, required=True, help="folder with la__s<seed>.json")
     p.add_argument("--best", default="la", help="the best baseline's method name in --la")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--keep-z",
+        type=float,
+        default=None,
+        help="replay the guard's verdict with this guard.keep_z (default: as each run recorded)",
+    )
     args = p.parse_args(argv)
     folder: dict[str, Path] = {}  # method -> the first folder that holds it
     for runs in args.runs:
         for path in sorted(runs.glob("autobalance*__s*.json")):
             folder.setdefault(path.name.split("__s")[0], runs)
     methods = sorted(folder, key=lambda m: (m != "autobalance", m))
-    rows = [r for m in methods if (r := lever_row(folder[m], m, args.seeds, args.la, args.best))]
+    rows = [
+        r
+        for m in methods
+        if (r := lever_row(folder[m], m, args.seeds, args.la, args.best, args.keep_z))
+    ]
     print(HEADER)
     for row in rows:
         print(markdown(row))

@@ -64,3 +64,26 @@ def test_main_reads_a_method_from_the_first_folder_that_holds_it(
         ("autobalance+old", [0.7]),
     ]
     assert "no guard" in capsys.readouterr().out
+
+
+def test_keep_z_replays_the_verdict_on_the_recorded_s_v_scores(tmp_path: Path) -> None:
+    runs, la = tmp_path / "runs", tmp_path / "la"
+    # recorded under keep_z = 2: the from-scratch θ is 0.3 pt worse than the reference, within
+    # one paired SE (0.07): reset then, kept by the harm-only rule (keep_z = -1)
+    scores = {
+        "final_val_score": 0.718,
+        "reference_val_score": 0.713,
+        "reference_paired_se": 0.07,
+        "from_scratch_val_score": 0.716,
+        "from_scratch_paired_se": 0.07,
+    }
+    _write(runs, "autobalance", 0, 0.6, would_fall_back=True, **scores)
+    # harm beyond one SE: reset under either rule
+    harm = {**scores, "from_scratch_val_score": 0.80}
+    _write(runs, "autobalance", 1, 0.6, would_fall_back=True, **harm)
+    _write(runs, "autobalance", 2, 0.6, would_fall_back=False)  # guard off: nothing to replay
+    for seed in range(3):
+        _write(la, "la", seed, 0.65)
+    assert lever_row(runs, "autobalance", [0, 1, 2], la, "la")["reset"] == [True, True, False]
+    replayed = lever_row(runs, "autobalance", [0, 1, 2], la, "la", keep_z=-1.0)
+    assert replayed["reset"] == [False, True, False]
