@@ -83,6 +83,9 @@ VARIANTS["keep_wd_0.01"] = {"alpha.weight_decay": 0.01, "guard.fallback": False}
 VARIANTS["keep_wd_0.1"] = {"alpha.weight_decay": 0.1, "guard.fallback": False}
 VARIANTS["keep_wd_0.3"] = {"alpha.weight_decay": 0.3, "guard.fallback": False}
 VARIANTS["keep_wd_1"] = {"alpha.weight_decay": 1.0, "guard.fallback": False}
+# today's default with α averaged over the last half of the search, fallback off (the candidate
+# of results/prereg/2026-11-28_alpha_average.txt)
+VARIANTS["keep_average"] = {"alpha.average": 0.5, "guard.fallback": False}
 Problem = Callable[[int], tuple[InMemoryDataset, InMemoryDataset]]
 
 
