@@ -211,7 +211,11 @@ class AlphaConfig(StrictConfig):
     harm-only guard"); the paper presets keep 1e-4.
 
     ``average``: α* is the mean of α′ over the epoch-end snapshots of the last ``average``
-    fraction of the search epochs (tail averaging, a variance reduction); 0 keeps the last α′.
+    fraction of the search epochs (tail averaging, a variance reduction; Polyak–Ruppert
+    averaging of the upper-level iterate, ᾱ′ = (1/n) Σ_{e > E_s − n} α′_e); 0 keeps the last
+    α′. The default, 0.5, is not in the paper (which keeps the last α): it was adopted on
+    2026-11-28 by a rule fixed before its fresh runs (benchmarks/README.md, "Tail averaging of
+    α: the default since 2026-11-28"); the paper presets keep 0.
 
     ``lr`` > 0; ``momentum`` in [0, 1); ``weight_decay`` ≥ 0; ``step_every`` ≥ 1;
     ``step_gamma`` in (0, 1]; ``clip_norm`` > 0 or null; ``average`` in [0, 1).
@@ -237,7 +241,7 @@ class AlphaConfig(StrictConfig):
     step_gamma: float = 0.5
     normalize: bool = False
     clip_norm: float | None = None
-    average: float = 0.0
+    average: float = 0.5
 
     def __post_init__(self) -> None:
         _choice("alpha optimizer", self.optimizer, ALPHA_OPTIMIZERS)
