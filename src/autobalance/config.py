@@ -211,7 +211,7 @@ class AlphaConfig(StrictConfig):
     harm-only guard"); the paper presets keep 1e-4.
 
     ``average``: α* is the mean of α′ over the epoch-end snapshots of the last ``average``
-    fraction of the search epochs (tail averaging, a variance reduction; Polyak–Ruppert
+    fraction of the search epochs (tail averaging, a variance reduction: Polyak–Ruppert
     averaging of the upper-level iterate, ᾱ′ = (1/n) Σ_{e > E_s − n} α′_e); 0 keeps the last
     α′. The default, 0.5, is not in the paper (which keeps the last α): it was adopted on
     2026-11-28 by a rule fixed before its fresh runs (benchmarks/README.md, "Tail averaging of
