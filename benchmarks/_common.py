@@ -77,11 +77,38 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        # the SIMD level torch's CPU kernels dispatch to: runs of one seed agree bit for bit only
+        # on hosts with the same capability (benchmarks/README.md, "Same seed, other host")
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "git_commit": commit or None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def host_signature(env: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The part of a results file's ``environment()`` that decides bit-level reproducibility.
+
+    Runs of one seed agree to the last digit only on like hosts: every B1 and B1-fit run made
+    on the ``…-fc-v669`` platform shares its seed's warm-up to the digit, every one on
+    ``…-fc-v657`` shares another (benchmarks/README.md, "Same seed, other host"). Returns
+    (platform, SIMD capability; "" where an older file did not record it), or None without env.
+    """
+    if not env:
+        return None
+    return str(env.get("platform", "")), str(env.get("cpu_capability", ""))
+
+
+def same_host(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool | None:
+    """Whether two results files ran on like hosts (None when either lacks its environment).
+
+    The SIMD capabilities are compared only when both files recorded one.
+    """
+    ha, hb = host_signature(a), host_signature(b)
+    if ha is None or hb is None:
+        return None
+    return ha[0] == hb[0] and (not ha[1] or not hb[1] or ha[1] == hb[1])
 
 
 def ratio_timer(

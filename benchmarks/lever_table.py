@@ -11,6 +11,10 @@ init loss) and the mean seconds per run::
     python benchmarks/lever_table.py results/b1/fit_ablation --la results/b1/fit \
         --best la+tau=1.5 --seeds 0 1 2
 
+A seed whose run and baselines ran on unlike hosts (``_common.same_host``) has its differences
+marked †: such a pair shares the seed but not its warm-up, so it is not paired in the sense of
+the t statistic (benchmarks/README.md, "Same seed, other host").
+
 ``--keep-z Z`` replays the guard's verdict with ``guard.keep_z = Z`` (``guard_rule.keeps``)
 instead of showing the one each run recorded under its own rule.
 
@@ -30,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from _common import GUARD_SCORES
+    from _common import GUARD_SCORES, same_host
     from guard_rule import keeps
 except ImportError:  # pragma: no cover
-    from benchmarks._common import GUARD_SCORES
+    from benchmarks._common import GUARD_SCORES, same_host
     from benchmarks.guard_rule import keeps
 
 
@@ -65,11 +69,13 @@ def lever_row(
     ``guard.keep_z`` it ran with); a number: that rule replayed on the run's S_V scores
     (``guard_rule.keeps``), so runs made under different defaults are judged alike.
     """
-    got = []
+    got, other_host = [], []
     for seed in seeds:
         run, base, top = _load(runs, method, seed), _load(la, "la", seed), _load(la, best, seed)
         if run is not None and base is not None and top is not None:
             got.append((seed, run, base["balanced_error"], top["balanced_error"]))
+            env = run.get("env")
+            other_host.append(any(same_host(env, b.get("env")) is False for b in (base, top)))
     if not got:
         return None
     errors = [run["balanced_error"] for _, run, _, _ in got]
@@ -82,6 +88,7 @@ def lever_row(
         "std": statistics.stdev(errors) if len(errors) > 1 else math.nan,
         "minus_la": [e - b for e, (_, _, b, _) in zip(errors, got, strict=True)],
         "minus_best": [e - t for e, (_, _, _, t) in zip(errors, got, strict=True)],
+        "other_host": other_host,
         "reset": [_verdict(g, keep_z) for g in guards],
         "val": [
             (
@@ -117,17 +124,18 @@ def _pt(x: float) -> str:
 
 
 def markdown(row: dict[str, Any]) -> str:
-    """The row as a markdown table line (differences in percentage points)."""
+    """The row as a markdown table line (differences in percentage points; † other host)."""
     la_mean, la_t = paired(row["minus_la"])
     best_mean, best_t = paired(row["minus_best"])
+    mark = ["†" if x else "" for x in row.get("other_host", [False] * len(row["errors"]))]
     verdict = {True: "reset", False: "kept", None: "no guard"}
     cells = [
         row["method"],
         f"{row['mean']:.4f} ± {row['std']:.4f}",
         " ".join(f"{e:.4f}" for e in row["errors"]),
-        " ".join(_pt(d) for d in row["minus_la"]),
+        " ".join(_pt(d) + m for d, m in zip(row["minus_la"], mark, strict=True)),
         _minus(f"{100 * la_mean:+.2f} (t = {la_t:+.1f})"),
-        " ".join(_pt(d) for d in row["minus_best"]),
+        " ".join(_pt(d) + m for d, m in zip(row["minus_best"], mark, strict=True)),
         _minus(f"{100 * best_mean:+.2f} (t = {best_t:+.1f})"),
         ", ".join(verdict[r] for r in row["reset"]),
         "; ".join(f"{_score(s)}/{_score(f)} vs {_score(r)}" for s, f, r in row["val"]),
@@ -169,6 +177,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(HEADER)
     for row in rows:
         print(markdown(row))
+    if any(any(r["other_host"]) for r in rows):
+        print("\n† run and baseline on unlike hosts: same seed, not the same warm-up (not paired)")
     return rows
 
 

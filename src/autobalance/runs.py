@@ -403,6 +403,8 @@ class RunDir:
             "numpy": np.__version__,
             "platform": f"{platform.system()}-{platform.machine()}",
             "torch_threads": torch.get_num_threads(),
+            # CPU kernels differ by SIMD level, so a seed reproduces bit for bit only on a like host
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cuda": torch.version.cuda,
             "device": device,
             "seed": seed,

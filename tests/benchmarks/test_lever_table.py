@@ -87,3 +87,31 @@ def test_keep_z_replays_the_verdict_on_the_recorded_s_v_scores(tmp_path: Path) -
     assert lever_row(runs, "autobalance", [0, 1, 2], la, "la")["reset"] == [True, True, False]
     replayed = lever_row(runs, "autobalance", [0, 1, 2], la, "la", keep_z=-1.0)
     assert replayed["reset"] == [False, True, False]
+
+
+def test_a_seed_whose_baseline_ran_on_another_host_is_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs, la = tmp_path / "runs", tmp_path / "la"
+    here = {"platform": "Linux-6.18-fc-v657-x86_64", "cpu_capability": "AVX2"}
+    there = {"platform": "Linux-6.18-fc-v669-x86_64"}  # an older file: no capability recorded
+    for seed, base_env in enumerate([here, there]):
+        _write(runs, "autobalance", seed, 0.6)
+        _write(la, "la", seed, 0.65)
+        for folder, method, env in ((runs, "autobalance", here), (la, "la", base_env)):
+            path = folder / f"{method}__s{seed}.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), "env": env}))
+    rows = main([str(runs), "--la", str(la), "--seeds", "0", "1"])
+    assert rows[0]["other_host"] == [False, True]
+    out = capsys.readouterr().out
+    assert "−5.00 −5.00†" in out and "unlike hosts" in out
+
+
+def test_same_host_compares_capabilities_only_when_both_recorded_one() -> None:
+    from _common import same_host
+
+    a = {"platform": "P", "cpu_capability": "AVX2"}
+    assert same_host(a, {"platform": "P"}) is True
+    assert same_host(a, {"platform": "P", "cpu_capability": "AVX512"}) is False
+    assert same_host(a, {"platform": "Q", "cpu_capability": "AVX2"}) is False
+    assert same_host(a, None) is None

@@ -78,6 +78,8 @@ def test_search_writes_the_run_directory(search_run: Path) -> None:
     env = json.loads((search_run / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["seed"] == 0
     assert env["command"][:2] == ["autobalance", "search"]
+    # the SIMD level of the host: a seed reproduces bit for bit only on a like host
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     cfg = ExperimentConfig.from_dict(yaml.safe_load((search_run / "config.yaml").read_text()))
     assert cfg.search.train.epochs == 2 and cfg.dataset.options["num_classes"] == 4
 
