@@ -42,6 +42,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -65,6 +66,11 @@ from autobalance.checkpoint import (
 )
 from autobalance.csvio import read_typed_csv
 from autobalance.events import Callback
+
+log = logging.getLogger(__name__)
+
+# what decides whether a resumed run can match an uninterrupted one bit for bit
+_HOST_KEYS = ("torch", "platform", "cpu_capability", "cuda")
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
 from autobalance.progress import (  # re-exported: the run callbacks' historical home
@@ -176,6 +182,17 @@ def default_run_path(name: str, method: str, root: str | Path = "runs") -> Path:
 
 class RunLockedError(ValueError):
     """Another process holds the run directory's lock (reported in one line, exit status 2)."""
+
+
+def _host_record() -> dict[str, Any]:
+    """torch build, platform, SIMD level and CUDA version: a seed reproduces bit for bit only
+    where all four agree (CPU kernels differ by SIMD level; benchmarks/README.md)."""
+    return {
+        "torch": torch.__version__,
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": torch.version.cuda,
+    }
 
 
 class RunDir:
@@ -306,8 +323,13 @@ class RunDir:
         return None
 
     def record_resume(self, *, device: str, argv: Iterable[str] | None = None) -> Path:
-        """Append a ``resumed`` entry (command, device, time) to ``env.json``, keeping the
-        original start record."""
+        """Append a ``resumed`` entry (command, device, host, time) to ``env.json``, keeping the
+        original start record.
+
+        A resume on another host or torch build (:data:`_HOST_KEYS` differ from the start
+        record's) continues exactly from the checkpoint, but its later epochs need not match an
+        uninterrupted run to the last digit (CPU kernels differ by SIMD level): it is logged as
+        a warning and the entry's ``host_changed`` names the keys."""
         env: dict[str, Any] = {}
         if self.file(ENV).is_file():
             try:
@@ -317,14 +339,24 @@ class RunDir:
             env = loaded if isinstance(loaded, dict) else {}
         resumed = env.get("resumed")
         entries: list[Any] = list(resumed) if isinstance(resumed, list) else []
-        entries.append(
-            {
-                "command": list(sys.argv if argv is None else argv),
-                "device": device,
-                "torch_threads": torch.get_num_threads(),
-                "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+        host = _host_record()
+        changed = [k for k in _HOST_KEYS if k in env and env[k] != host[k]]
+        entry: dict[str, Any] = {
+            "command": list(sys.argv if argv is None else argv),
+            "device": device,
+            "torch_threads": torch.get_num_threads(),
+            **host,
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if changed:
+            entry["host_changed"] = changed
+            log.warning(
+                "resuming %s on another host or build (%s): it continues from its checkpoint, "
+                "but need not match an uninterrupted run to the last digit",
+                self.path,
+                ", ".join(f"{k} {env[k]!r} → {host[k]!r}" for k in changed),
+            )
+        entries.append(entry)
         env["resumed"] = entries
         return self.write_json(ENV, env)
 
@@ -399,13 +431,9 @@ class RunDir:
         env: dict[str, Any] = {
             "autobalance": __version__,
             "python": platform.python_version(),
-            "torch": torch.__version__,
             "numpy": np.__version__,
-            "platform": f"{platform.system()}-{platform.machine()}",
             "torch_threads": torch.get_num_threads(),
-            # CPU kernels differ by SIMD level, so a seed reproduces bit for bit only on a like host
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cuda": torch.version.cuda,
+            **_host_record(),
             "device": device,
             "seed": seed,
             "command": list(sys.argv if argv is None else argv),

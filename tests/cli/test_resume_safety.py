@@ -158,3 +158,25 @@ def test_kind_of_a_run(tmp_path: Path) -> None:
     assert run.kind() == "train"
     run.write_json("summary.json", {"kind": "search"})
     assert run.kind() == "search"
+
+
+def test_a_resume_on_another_host_is_recorded_and_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    run = RunDir.create(tmp_path / "run")
+    run.write_env(seed=0, device="cpu", argv=["autobalance", "search"])
+    run.record_resume(device="cpu", argv=["autobalance", "search", "--resume"])
+    same = json.loads(run.file("env.json").read_text())["resumed"][-1]
+    assert same["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "host_changed" not in same and not caplog.records
+
+    env = json.loads(run.file("env.json").read_text())
+    run.write_json("env.json", {**env, "cpu_capability": "AVX512", "torch": "0.0.1"})
+    with caplog.at_level("WARNING", logger="autobalance.runs"):
+        run.record_resume(device="cpu", argv=["autobalance", "search", "--resume"])
+    after = json.loads(run.file("env.json").read_text())
+    assert after["resumed"][-1]["host_changed"] == ["torch", "cpu_capability"]
+    assert after["cpu_capability"] == "AVX512"  # the start record is kept as it was
+    assert "another host" in caplog.text and "'AVX512' →" in caplog.text
