@@ -66,6 +66,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
         SUMMARY_METRICS,
         environment,
         read_json,
+        same_host,
         train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
@@ -76,6 +77,7 @@ except ImportError:  # pragma: no cover
         SUMMARY_METRICS,
         environment,
         read_json,
+        same_host,
         train_acc_at_hyper_start,
         update_summary,
         write_json_atomic,
@@ -214,15 +216,17 @@ def guard_keeps(row: dict[str, Any]) -> bool:
     return keeps(guard, cfg["keep_z"], cfg["fallback_margin"])
 
 
-def add_guarded(rows: list[dict[str, Any]], folder: Path | None = None) -> None:
+def add_guarded(rows: list[dict[str, Any]], *folders: Path) -> None:
     """Set each AutoBalance row's ``guard_kept`` (1 or 0) and ``guarded_balanced_error``, the
     test error that the default guard (fallback on) hands back: the row's own when the guard
     keeps α*, else that of its init's control of the same seed (:func:`init_control`; a fallback
     retrains exactly that training, ``tests/engine/test_guard.py``), taken from ``rows`` or
-    else from ``folder`` (the protocol's untagged runs). Rows whose control has not run get
+    else from the first of ``folders`` (the run's own, then the protocol's untagged runs) that
+    holds it **from a like host** (``_common.same_host``: on another kind of host the control's
+    training is not the one the fallback would retrain). Rows whose control has not run get
     only ``guard_kept``. A run with the guard off (``guard.enabled: false``) has no verdict and
     gets neither."""
-    controls = {(r["method"], r["seed"]): r["balanced_error"] for r in rows}
+    controls = {(r["method"], r["seed"]): r for r in rows}
     for r in rows:
         if not r["method"].startswith("autobalance") or not r.get("guard"):
             continue
@@ -230,12 +234,15 @@ def add_guarded(rows: list[dict[str, Any]], folder: Path | None = None) -> None:
             continue
         kept = guard_keeps(r)
         r["guard_kept"] = float(kept)
-        key = (init_control(r["method"]), r["seed"])
-        path = None if folder is None else folder / f"{key[0]}__s{key[1]}.json"
-        if key not in controls and path is not None and path.is_file():
-            controls[key] = read_json(path)["balanced_error"]
-        if kept or key in controls:
-            r["guarded_balanced_error"] = r["balanced_error"] if kept else controls[key]
+        if kept:
+            r["guarded_balanced_error"] = r["balanced_error"]
+            continue
+        name, seed = init_control(r["method"]), r["seed"]
+        found = [controls[(name, seed)]] if (name, seed) in controls else []
+        found += [read_json(p) for f in folders if (p := f / f"{name}__s{seed}.json").is_file()]
+        like = [c for c in found if same_host(r.get("env"), c.get("env")) is not False]
+        if like:
+            r["guarded_balanced_error"] = like[0]["balanced_error"]
 
 
 def default_npz() -> Path:
@@ -489,7 +496,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     if not smoke:
         # what the default guard hands back, also for runs made with its fallback off
-        add_guarded(rows, args.results / "b1" / args.protocol)
+        add_guarded(rows, folder, args.results / "b1" / args.protocol)
         metrics = (*SUMMARY_METRICS, "guard_kept", "guarded_balanced_error")
         if protocol.key == "b1_pda":  # Table 2 analogue: each run's wall time over CE's (same seed)
             ce = {r["seed"]: r["seconds"] for r in rows if r["method"] == "ce"}

@@ -102,3 +102,23 @@ def test_the_default_searchs_control_is_la_read_from_the_protocols_folder(tmp_pa
         (0.0, None),
     ]
     assert b1.init_control("autobalance+constant_alpha_lr") == "la"
+
+
+def test_a_fallback_is_priced_by_its_control_from_a_like_host(tmp_path: Path) -> None:
+    """The run's own folder first, then the protocol's; a control that ran on another kind of
+    host is not the training the fallback would retrain there, so it is passed over."""
+    import json
+
+    here, there = {"platform": "P657", "cpu_capability": "AVX2"}, {"platform": "P669"}
+    own, untagged = tmp_path / "cpu_ablation", tmp_path / "cpu"
+    for folder, env, err in ((own, here, 0.3468), (untagged, there, 0.3476)):
+        folder.mkdir()
+        control = {"method": "la", "seed": 0, "balanced_error": err, "env": env}
+        (folder / "la__s0.json").write_text(json.dumps(control))
+    scores = {"final_val_score": 0.39, "reference_val_score": 0.40, "would_fall_back": True}
+    row = _run("autobalance+average", 0, 0.3443, scores) | {"env": here}
+    b1.add_guarded([row], untagged, own)  # the other host's control is listed first
+    assert row["guarded_balanced_error"] == 0.3468
+    row.pop("guarded_balanced_error")
+    b1.add_guarded([row], untagged)  # only the other host's: no price, the verdict stays
+    assert "guarded_balanced_error" not in row and row["guard_kept"] == 0.0
