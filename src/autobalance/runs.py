@@ -66,11 +66,6 @@ from autobalance.checkpoint import (
 )
 from autobalance.csvio import read_typed_csv
 from autobalance.events import Callback
-
-log = logging.getLogger(__name__)
-
-# what decides whether a resumed run can match an uninterrupted one bit for bit
-_HOST_KEYS = ("torch", "platform", "cpu_capability", "cuda")
 from autobalance.experiment import Experiment, ExperimentConfig, loss_counts
 from autobalance.presets import dump_config, read_config_file
 from autobalance.progress import (  # re-exported: the run callbacks' historical home
@@ -80,6 +75,11 @@ from autobalance.progress import (  # re-exported: the run callbacks' historical
     progress_callbacks,
     search_plan,
 )
+
+log = logging.getLogger(__name__)
+
+# what decides whether a resumed run can match an uninterrupted one bit for bit
+_HOST_KEYS = ("torch", "platform", "cpu_capability", "cuda")
 
 # folder → [fd, depth] of the run-directory locks this process holds (RunDir.lock)
 _HELD_LOCKS: dict[str, list[int]] = {}
