@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import platform
@@ -237,12 +238,16 @@ def add_guarded(rows: list[dict[str, Any]], *folders: Path) -> None:
         if kept:
             r["guarded_balanced_error"] = r["balanced_error"]
             continue
-        name, seed = init_control(r["method"]), r["seed"]
-        found = [controls[(name, seed)]] if (name, seed) in controls else []
-        found += [read_json(p) for f in folders if (p := f / f"{name}__s{seed}.json").is_file()]
-        like = [c for c in found if same_host(r.get("env"), c.get("env")) is not False]
-        if like:
-            r["guarded_balanced_error"] = like[0]["balanced_error"]
+        key = (init_control(r["method"]), r["seed"])
+        paths = (f / f"{key[0]}__s{key[1]}.json" for f in dict.fromkeys(folders))
+        found = itertools.chain(
+            [controls[key]] if key in controls else [],
+            (read_json(p) for p in paths if p.is_file()),
+        )
+        env = r.get("env")
+        control = next((c for c in found if same_host(env, c.get("env")) is not False), None)
+        if control is not None:
+            r["guarded_balanced_error"] = control["balanced_error"]
 
 
 def default_npz() -> Path:

@@ -127,7 +127,7 @@ def markdown(row: dict[str, Any]) -> str:
     """The row as a markdown table line (differences in percentage points; † other host)."""
     la_mean, la_t = paired(row["minus_la"])
     best_mean, best_t = paired(row["minus_best"])
-    mark = ["†" if x else "" for x in row.get("other_host", [False] * len(row["errors"]))]
+    mark = ["†" if x else "" for x in row["other_host"]]
     verdict = {True: "reset", False: "kept", None: "no guard"}
     cells = [
         row["method"],

@@ -78,9 +78,6 @@ from autobalance.progress import (  # re-exported: the run callbacks' historical
 
 log = logging.getLogger(__name__)
 
-# what decides whether a resumed run can match an uninterrupted one bit for bit
-_HOST_KEYS = ("torch", "platform", "cpu_capability", "cuda")
-
 # folder → [fd, depth] of the run-directory locks this process holds (RunDir.lock)
 _HELD_LOCKS: dict[str, list[int]] = {}
 CONFIG = "config.yaml"
@@ -326,10 +323,10 @@ class RunDir:
         """Append a ``resumed`` entry (command, device, host, time) to ``env.json``, keeping the
         original start record.
 
-        A resume on another host or torch build (:data:`_HOST_KEYS` differ from the start
-        record's) continues exactly from the checkpoint, but its later epochs need not match an
-        uninterrupted run to the last digit (CPU kernels differ by SIMD level): it is logged as
-        a warning and the entry's ``host_changed`` names the keys."""
+        A resume on another host or torch build (a :func:`_host_record` key differs from the
+        start record's) continues exactly from the checkpoint, but its later epochs need not
+        match an uninterrupted run to the last digit (CPU kernels differ by SIMD level): it is
+        logged as a warning and the entry's ``host_changed`` names the keys."""
         env: dict[str, Any] = {}
         if self.file(ENV).is_file():
             try:
@@ -340,7 +337,7 @@ class RunDir:
         resumed = env.get("resumed")
         entries: list[Any] = list(resumed) if isinstance(resumed, list) else []
         host = _host_record()
-        changed = [k for k in _HOST_KEYS if k in env and env[k] != host[k]]
+        changed = [k for k, v in host.items() if k in env and env[k] != v]
         entry: dict[str, Any] = {
             "command": list(sys.argv if argv is None else argv),
             "device": device,
