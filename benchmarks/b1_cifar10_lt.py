@@ -225,14 +225,18 @@ def add_guarded(rows: list[dict[str, Any]], *folders: Path) -> None:
     else from the first of ``folders`` (the run's own, then the protocol's untagged runs) that
     holds it **from a like host** (``_common.same_host``: on another kind of host the control's
     training is not the one the fallback would retrain). Rows whose control has not run get
-    only ``guard_kept``. A run with the guard off (``guard.enabled: false``) has no verdict and
-    gets neither."""
+    only ``guard_kept``. A run with the guard off (``guard.enabled: false``), or made without
+    the reference θ (``guard.reference: false``, the cheaper lever runs: α* is the same,
+    ``tests/augment/test_pda_search.py``), has no verdict of the default guard and gets
+    neither."""
     controls = {(r["method"], r["seed"]): r for r in rows}
     for r in rows:
         if not r["method"].startswith("autobalance") or not r.get("guard"):
             continue
         if not r["config"]["guard"].get("enabled", True):
             continue
+        if r["config"]["guard"].get("reference") is False:
+            continue  # no reference θ: the default guard's verdict was not measured
         kept = guard_keeps(r)
         r["guard_kept"] = float(kept)
         if kept:

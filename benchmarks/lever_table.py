@@ -89,7 +89,7 @@ def lever_row(
         "minus_la": [e - b for e, (_, _, b, _) in zip(errors, got, strict=True)],
         "minus_best": [e - t for e, (_, _, _, t) in zip(errors, got, strict=True)],
         "other_host": other_host,
-        "reset": [_verdict(g, keep_z) for g in guards],
+        "reset": [_verdict(run, keep_z) for _, run, _, _ in got],
         "val": [
             (
                 g.get("final_val_score"),
@@ -102,8 +102,17 @@ def lever_row(
     }
 
 
-def _verdict(guard: dict[str, Any], keep_z: float | None) -> bool | None:
-    """Whether the guard falls back: as recorded, or replayed with ``keep_z``."""
+NOT_MEASURED = "not measured"
+
+
+def _verdict(run: dict[str, Any], keep_z: float | None) -> bool | str | None:
+    """Whether the guard falls back: as recorded, or replayed with ``keep_z``; None without a
+    guard, ``NOT_MEASURED`` for a run made without the reference θ (``guard.reference=false``,
+    as the cheaper lever runs: its recorded verdict compares with the search's start instead,
+    which is not the default guard's rule)."""
+    guard = run.get("guard") or {}
+    if guard and ((run.get("config") or {}).get("guard") or {}).get("reference") is False:
+        return NOT_MEASURED
     if keep_z is None or "reference_val_score" not in guard:
         return guard.get("would_fall_back")
     return not keeps({key: guard.get(key) for key in GUARD_SCORES}, keep_z)
@@ -128,7 +137,7 @@ def markdown(row: dict[str, Any]) -> str:
     la_mean, la_t = paired(row["minus_la"])
     best_mean, best_t = paired(row["minus_best"])
     mark = ["†" if x else "" for x in row["other_host"]]
-    verdict = {True: "reset", False: "kept", None: "no guard"}
+    verdict = {True: "reset", False: "kept", None: "no guard", NOT_MEASURED: NOT_MEASURED}
     cells = [
         row["method"],
         f"{row['mean']:.4f} ± {row['std']:.4f}",

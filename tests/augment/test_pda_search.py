@@ -85,6 +85,33 @@ def test_a_fallback_keeps_the_rejected_policy_with_the_rejected_loss() -> None:
     torch.testing.assert_close(on.rejected_alpha["additive"], off.alpha["additive"])
 
 
+def test_the_guards_reference_and_check_do_not_change_what_the_search_finds() -> None:
+    """The reference θ and the from-scratch check only score α*: with the fallback off, the
+    searched α, the policy and the final model are the same without them (benchmarks' lever
+    rows switch them off to save their ≈ 30 % of a run)."""
+    forced = ("augment.kind=pda", "augment.lr=0.5", "guard.enabled=true", "guard.fallback=false")
+    with_guard = run(config(*forced, "train.epochs=4", "hyper_start=0.25"))
+    without = run(
+        config(
+            *forced,
+            "train.epochs=4",
+            "hyper_start=0.25",
+            "guard.reference=false",
+            "guard.check_from_scratch=false",
+        )
+    )
+    assert "reference" in with_guard.timings and "check" in with_guard.timings
+    assert "reference" not in without.timings and "check" not in without.timings
+    assert len(with_guard.hyper_steps) >= 4
+    for k, v in with_guard.alpha.items():
+        torch.testing.assert_close(v, without.alpha[k], rtol=0, atol=0)
+    torch.testing.assert_close(
+        with_guard.policy.probabilities(), without.policy.probabilities(), rtol=0, atol=0
+    )
+    for k, v in with_guard.model.state_dict().items():
+        torch.testing.assert_close(v, without.model.state_dict()[k], rtol=0, atol=0)
+
+
 def test_policy_only_search_with_the_unrolled_hypergradient_keeps_the_loss_at_init() -> None:
     res = run(
         config(

@@ -75,6 +75,15 @@ def test_a_run_with_the_guard_off_gets_no_verdict() -> None:
     assert "guard_kept" not in row and "guarded_balanced_error" not in row
 
 
+def test_a_run_without_the_reference_theta_gets_no_verdict_of_the_default_guard() -> None:
+    # its own would_fall_back compares with the search's start, not the default guard's rule
+    row = _run("autobalance+val_batch", 0, 0.7, {"would_fall_back": True, "fell_back": False})
+    row["config"]["guard"]["reference"] = False
+    rows = [row, {"method": "la", "seed": 0, "balanced_error": 0.6}]
+    b1.add_guarded(rows)
+    assert "guard_kept" not in row and "guarded_balanced_error" not in row
+
+
 def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
     for method, control in b1.INIT_CONTROLS.items():
         variant = b1.FIXED_INITS[control]

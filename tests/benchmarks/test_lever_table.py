@@ -89,6 +89,19 @@ def test_keep_z_replays_the_verdict_on_the_recorded_s_v_scores(tmp_path: Path) -
     assert replayed["reset"] == [False, True, False]
 
 
+def test_a_run_without_the_reference_theta_has_no_default_guard_verdict(tmp_path: Path) -> None:
+    runs, la = tmp_path / "runs", tmp_path / "la"
+    _write(runs, "autobalance+val_batch", 0, 0.6, would_fall_back=False, final_val_score=0.7)
+    run = json.loads((runs / "autobalance+val_batch__s0.json").read_text())
+    run["config"] = {"guard": {"reference": False}}  # the cheaper lever runs
+    (runs / "autobalance+val_batch__s0.json").write_text(json.dumps(run))
+    _write(la, "la", 0, 0.65)
+    for keep_z in (None, -1.0):
+        row = lever_row(runs, "autobalance+val_batch", [0], la, "la", keep_z=keep_z)
+        assert row is not None and row["reset"] == ["not measured"]
+    assert "| not measured |" in markdown(row)
+
+
 def test_a_seed_whose_baseline_ran_on_another_host_is_marked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
