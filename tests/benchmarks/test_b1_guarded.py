@@ -92,8 +92,17 @@ def test_every_searched_row_has_a_control_that_trains_its_init() -> None:
         assert searched["space.init"] == init["space.init"] == "balanced"
         # a policy row's control trains the initial policy; the Δ&l row's none
         assert ("augment.kind" in searched) == ("augment.kind" in init)
-    cfg = b1.protocol_config(b1.PROTOCOLS["pda"], None)
-    assert cfg.guard.fallback is False and cfg.guard.enabled
+    for name in ("pda", "pda_cpu"):
+        cfg = b1.protocol_config(b1.PROTOCOLS[name], None)
+        assert cfg.guard.fallback is False and cfg.guard.enabled and cfg.guard.reference
+    # the B1-CPU-scale analogue is B1 CPU itself, fallback aside
+    cpu, pda_cpu = b1.PROTOCOLS["cpu"], b1.PROTOCOLS["pda_cpu"]
+    assert (cpu.n_max, cpu.epochs, cpu.augment, cpu.arch) == (
+        pda_cpu.n_max,
+        pda_cpu.epochs,
+        pda_cpu.augment,
+        pda_cpu.arch,
+    )
 
 
 def test_the_default_searchs_control_is_la_read_from_the_protocols_folder(tmp_path: Path) -> None:

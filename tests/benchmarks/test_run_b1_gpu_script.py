@@ -159,7 +159,7 @@ def test_ldam_drw_reweights_from_the_first_lr_decay_of_the_final_schedule() -> N
         name: b1.drw_epoch(b1.protocol_config(p, None).retrain_config())
         for name, p in b1.PROTOCOLS.items()
     }
-    assert got == {"cpu": 22, "fit": 75, "paper": 160, "pda": 30}
+    assert got == {"cpu": 22, "fit": 75, "paper": 160, "pda": 30, "pda_cpu": 22}
 
 
 @pytest.mark.timeout(120)
