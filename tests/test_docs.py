@@ -98,3 +98,22 @@ def test_mkdocs_config_names_every_page() -> None:
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     assert pages == set(re.findall(r":\s*([\w/]+\.md)\s*$", config, re.M))
+
+
+def test_readme_layout_names_every_module_and_only_existing_ones() -> None:
+    """README.md's "Layout" block lists each module and subpackage of src/autobalance (and the
+    top-level folders), and nothing that is gone."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Layout\n\n```\n(.*?)```", readme, re.S | re.M)
+    assert match, "README.md has no '## Layout' section with a code block"
+    named = set(re.findall(r"^ {0,2}([\w.]+/?)\s", match.group(1), re.M))  # not continuations
+    pkg = ROOT / "src" / "autobalance"
+    present = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in pkg.iterdir()
+        if not p.name.startswith(("_", ".")) and p.name != "py.typed"
+    }
+    assert present - named == set(), "modules missing from the README's layout"
+    top = {"src/", "autobalance/", "tests/", "benchmarks/", "examples/", "docs/"}
+    assert named - present - top == set(), "the README's layout names files that do not exist"
+    assert all((ROOT / d).is_dir() for d in top - {"autobalance/"})
