@@ -208,6 +208,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(fh)
 
 
+def load_run(folder: Path, method: str, seed: int) -> Any:
+    """The per-run file ``<folder>/<method>__s<seed>.json`` of the B1 scripts, or None."""
+    path = folder / f"{method}__s{seed}.json"
+    return read_json(path) if path.is_file() else None
+
+
 SUMMARY_METRICS = ("balanced_error", "error", "worst_class_error", "seconds")
 
 

@@ -75,7 +75,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
         update_summary,
         write_json_atomic,
     )
-    from guard_rule import keeps
+    from guard_rule import keeps, verdict_measured
 except ImportError:  # pragma: no cover
     from benchmarks._common import (
         SUMMARY_METRICS,
@@ -86,7 +86,7 @@ except ImportError:  # pragma: no cover
         update_summary,
         write_json_atomic,
     )
-    from benchmarks.guard_rule import keeps
+    from benchmarks.guard_rule import keeps, verdict_measured
 
 HERE = Path(__file__).resolve().parent
 BASELINES = ("ce", "la", "ldam_drw", "cdt", "vs")
@@ -242,10 +242,8 @@ def add_guarded(rows: list[dict[str, Any]], *folders: Path) -> None:
     for r in rows:
         if not r["method"].startswith("autobalance") or not r.get("guard"):
             continue
-        if not r["config"]["guard"].get("enabled", True):
+        if not verdict_measured(r["config"]["guard"]):
             continue
-        if r["config"]["guard"].get("reference") is False:
-            continue  # no reference θ: the default guard's verdict was not measured
         kept = guard_keeps(r)
         r["guard_kept"] = float(kept)
         if kept:

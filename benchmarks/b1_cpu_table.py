@@ -30,17 +30,19 @@ from pathlib import Path
 from typing import Any
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_cpu_table
-    from _common import RESULTS_DIR, SUMMARY_METRICS, read_json, same_host, update_summary
+    from _common import RESULTS_DIR, SUMMARY_METRICS, load_run, same_host, update_summary
     from b1_cifar10_lt import guard_keeps
+    from guard_rule import verdict_measured
 except ImportError:  # pragma: no cover
     from benchmarks._common import (
         RESULTS_DIR,
         SUMMARY_METRICS,
-        read_json,
+        load_run,
         same_host,
         update_summary,
     )
     from benchmarks.b1_cifar10_lt import guard_keeps
+    from benchmarks.guard_rule import verdict_measured
 
 BASELINES = ("ce", "la", "ldam_drw")
 # summary row -> the run (method name in the folder) that measures it
@@ -51,8 +53,7 @@ METRICS = (*SUMMARY_METRICS, "guard_kept", "searched_balanced_error")
 def returned_row(name: str, run: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """Row ``name`` of one seed: what the library returns for ``run`` (fallback off), with
     ``control`` (LA of the same seed) standing in when the default guard would fall back."""
-    guard_cfg = run["config"]["guard"]
-    if not guard_cfg.get("enabled", True) or guard_cfg.get("reference") is False:
+    if not verdict_measured(run["config"]["guard"]):
         raise ValueError(f"{run['method']} seed {run['seed']}: no verdict of the default guard")
     if same_host(run.get("env"), control.get("env")) is False:
         raise ValueError(f"{run['method']} seed {run['seed']}: its LA ran on another host")
@@ -72,18 +73,13 @@ def returned_row(name: str, run: dict[str, Any], control: dict[str, Any]) -> dic
 
 def table_rows(runs: Path, seeds: Sequence[int]) -> list[dict[str, Any]]:
     """Every complete row of ``runs`` (baselines as run, searched rows as returned)."""
-
-    def load(method: str, seed: int) -> dict[str, Any] | None:
-        path = runs / f"{method}__s{seed}.json"
-        return read_json(path) if path.is_file() else None
-
     rows: list[dict[str, Any]] = []
     for method in BASELINES:
-        got = [load(method, s) for s in seeds]
+        got = [load_run(runs, method, s) for s in seeds]
         if all(r is not None for r in got):
             rows += [{m: r[m] for m in ("method", "seed", *SUMMARY_METRICS)} for r in got if r]
     for name, method in PROMOTED.items():
-        pairs = [(load(method, s), load("la", s)) for s in seeds]
+        pairs = [(load_run(runs, method, s), load_run(runs, "la", s)) for s in seeds]
         if all(run is not None and la is not None for run, la in pairs):
             rows += [returned_row(name, run, la) for run, la in pairs if run and la]
         else:

@@ -31,6 +31,13 @@ except ImportError:  # pragma: no cover
 GRID = (-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
+def verdict_measured(guard_config: dict[str, Any]) -> bool:
+    """Whether a run measured the default guard's verdict: its guard on, with the reference θ
+    (``guard.reference: false``, as the cheaper lever runs, leaves only a comparison with the
+    search's start, another rule)."""
+    return bool(guard_config.get("enabled", True)) and guard_config.get("reference") is not False
+
+
 def keeps(row: dict[str, Any], keep_z: float, margin: float = 0.0) -> bool:
     """The guard's final decision for ``row`` under ``keep_z`` (``fallback_margin`` = margin):
     the searched θ must not score worse than the reference on S_V, and the θ trained from

@@ -26,7 +26,6 @@ Reads only; nothing is written.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -34,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from _common import GUARD_SCORES, same_host
+    from _common import GUARD_SCORES, load_run, same_host
     from guard_rule import keeps
 except ImportError:  # pragma: no cover
-    from benchmarks._common import GUARD_SCORES, same_host
+    from benchmarks._common import GUARD_SCORES, load_run, same_host
     from benchmarks.guard_rule import keeps
 
 
@@ -48,11 +47,6 @@ def paired(diffs: Sequence[float]) -> tuple[float, float]:
         return mean, math.nan
     sd = statistics.stdev(diffs)
     return mean, (mean / (sd / math.sqrt(len(diffs))) if sd > 0 else math.nan)
-
-
-def _load(folder: Path, method: str, seed: int) -> dict[str, Any] | None:
-    path = folder / f"{method}__s{seed}.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def lever_row(
@@ -71,7 +65,7 @@ def lever_row(
     """
     got, other_host = [], []
     for seed in seeds:
-        run, base, top = _load(runs, method, seed), _load(la, "la", seed), _load(la, best, seed)
+        run, base, top = (load_run(d, m, seed) for d, m in ((runs, method), (la, "la"), (la, best)))
         if run is not None and base is not None and top is not None:
             got.append((seed, run, base["balanced_error"], top["balanced_error"]))
             env = run.get("env")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -67,18 +69,21 @@ def test_an_old_run_with_the_fallback_on_reports_what_the_guard_did() -> None:
     assert b1.guard_keeps(row)
 
 
-def test_a_run_with_the_guard_off_gets_no_verdict() -> None:
-    row = _run("autobalance+no_guard", 0, 0.7, {"fell_back": False, "reference_val_score": None})
-    row["config"]["guard"]["enabled"] = False
-    rows = [row, {"method": "la", "seed": 0, "balanced_error": 0.6}]
-    b1.add_guarded(rows)
-    assert "guard_kept" not in row and "guarded_balanced_error" not in row
-
-
-def test_a_run_without_the_reference_theta_gets_no_verdict_of_the_default_guard() -> None:
-    # its own would_fall_back compares with the search's start, not the default guard's rule
-    row = _run("autobalance+val_batch", 0, 0.7, {"would_fall_back": True, "fell_back": False})
-    row["config"]["guard"]["reference"] = False
+@pytest.mark.parametrize(
+    ("method", "guard", "setting"),
+    [
+        # the guard off
+        ("autobalance+no_guard", {"fell_back": False, "reference_val_score": None}, "enabled"),
+        # no reference θ: its own would_fall_back compares with the search's start, not the
+        # default guard's rule
+        ("autobalance+val_batch", {"would_fall_back": True, "fell_back": False}, "reference"),
+    ],
+)
+def test_a_run_without_the_default_guards_verdict_gets_none(
+    method: str, guard: dict, setting: str
+) -> None:
+    row = _run(method, 0, 0.7, guard)
+    row["config"]["guard"][setting] = False
     rows = [row, {"method": "la", "seed": 0, "balanced_error": 0.6}]
     b1.add_guarded(rows)
     assert "guard_kept" not in row and "guarded_balanced_error" not in row
