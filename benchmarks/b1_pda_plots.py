@@ -13,15 +13,16 @@ head → tail (cluster 0 is the most frequent).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_pda_plots
+    from _common import load_run
     from b1_cifar10_lt import guard_keeps
 except ImportError:  # pragma: no cover
+    from benchmarks._common import load_run
     from benchmarks.b1_cifar10_lt import guard_keeps
 
 HERE = Path(__file__).resolve().parent
@@ -50,11 +51,7 @@ def load_runs(folder: Path, seeds: list[int]) -> dict[str, list[dict[str, Any]]]
     """method → its per-seed JSON rows (seeds in order; missing runs are skipped)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for m in METHODS:
-        rows = [
-            json.loads((folder / f"{m}__s{s}.json").read_text())
-            for s in seeds
-            if (folder / f"{m}__s{s}.json").is_file()
-        ]
+        rows = [r for r in (load_run(folder, m, s) for s in seeds) if r is not None]
         if rows:
             out[m] = rows
     return out
