@@ -3,8 +3,9 @@
 Each lever is an ``autobalance+<lever>`` run with the guard's fallback off, so its test error is
 the loss its search found; the guard's verdict (``would_fall_back``) and S_V scores are stored in
 the run. For each lever the table gives the balanced test error (mean ± sample std over seeds),
-the paired difference to LA and to the best baseline of the same seeds (mean, and the one-sample
-t statistic over the pairs, n − 1 degrees of freedom), the default guard's verdict per seed, the
+the paired difference to LA and to ``--best`` of the same seeds (the best baseline, or the
+default's own run; mean, and the one-sample t statistic over the pairs, n − 1 degrees of
+freedom), the default guard's verdict per seed, the
 S_V scores (searched θ / θ trained from scratch with α* against the reference θ trained with the
 init loss) and the mean seconds per run::
 
@@ -147,18 +148,24 @@ def markdown(row: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-HEADER = (
-    "| lever (fallback off) | balanced error | per seed | − LA per seed (pt) | mean − LA | "
-    "− best per seed (pt) | mean − best | default guard | S_V: searched / from scratch vs "
-    "reference | s / run |\n" + "|---" * 10 + "|"
-)
+def header(best: str) -> str:
+    """The table's header; the second comparison names ``--best`` (a baseline or a default)."""
+    return (
+        "| lever (fallback off) | balanced error | per seed | − LA per seed (pt) | mean − LA | "
+        f"− {best} per seed (pt) | mean − {best} | default guard | S_V: searched / from scratch "
+        "vs reference | s / run |\n" + "|---" * 10 + "|"
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", type=Path, nargs="+", help="folders of autobalance*__s<seed>.json runs")
     p.add_argument("--la", type=Path, required=True, help="folder with la__s<seed>.json")
-    p.add_argument("--best", default="la", help="the best baseline's method name in --la")
+    p.add_argument(
+        "--best",
+        default="la",
+        help="the method in --la of the second comparison: the best baseline, or a default's run",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
         "--keep-z",
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for m in methods
         if (r := lever_row(folder[m], m, args.seeds, args.la, args.best, args.keep_z))
     ]
-    print(HEADER)
+    print(header(args.best))
     for row in rows:
         print(markdown(row))
     if any(any(r["other_host"]) for r in rows):

@@ -63,7 +63,23 @@ def test_main_reads_a_method_from_the_first_folder_that_holds_it(
         ("autobalance", [0.5]),
         ("autobalance+old", [0.7]),
     ]
-    assert "no guard" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no guard" in out
+    assert "| − la per seed (pt) | mean − la |" in out.splitlines()[0]
+
+
+def test_the_second_comparison_may_be_a_default_run_and_the_header_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "runs"
+    _write(folder, "la", 0, 0.60)
+    _write(folder, "autobalance+average", 0, 0.55)
+    _write(folder, "autobalance+no_average", 0, 0.57)
+    rows = main([str(folder), "--la", str(folder), "--best", "autobalance+average", "--seeds", "0"])
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["autobalance+no_average"]["minus_best"] == [pytest.approx(0.02)]
+    assert by_method["autobalance+average"]["minus_best"] == [0.0]
+    assert "mean − autobalance+average |" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_keep_z_replays_the_verdict_on_the_recorded_s_v_scores(tmp_path: Path) -> None:
