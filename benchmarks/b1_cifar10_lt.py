@@ -69,6 +69,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
     from _common import (
         SUMMARY_METRICS,
         environment,
+        load_run,
         read_json,
         same_host,
         train_acc_at_hyper_start,
@@ -80,6 +81,7 @@ except ImportError:  # pragma: no cover
     from benchmarks._common import (
         SUMMARY_METRICS,
         environment,
+        load_run,
         read_json,
         same_host,
         train_acc_at_hyper_start,
@@ -250,10 +252,10 @@ def add_guarded(rows: list[dict[str, Any]], *folders: Path) -> None:
             r["guarded_balanced_error"] = r["balanced_error"]
             continue
         key = (init_control(r["method"]), r["seed"])
-        paths = (f / f"{key[0]}__s{key[1]}.json" for f in dict.fromkeys(folders))
+        on_disk = (load_run(f, *key) for f in dict.fromkeys(folders))
         found = itertools.chain(
             [controls[key]] if key in controls else [],
-            (read_json(p) for p in paths if p.is_file()),
+            (c for c in on_disk if c is not None),
         )
         env = r.get("env")
         control = next((c for c in found if same_host(env, c.get("env")) is not False), None)

@@ -5,9 +5,9 @@ the loss its search found; the guard's verdict (``would_fall_back``) and S_V sco
 the run. For each lever the table gives the balanced test error (mean ± sample std over seeds),
 the paired difference to LA and to ``--best`` of the same seeds (the best baseline, or the
 default's own run; mean, and the one-sample t statistic over the pairs, n − 1 degrees of
-freedom), the default guard's verdict per seed, the
-S_V scores (searched θ / θ trained from scratch with α* against the reference θ trained with the
-init loss) and the mean seconds per run::
+freedom), the default guard's verdict per seed, the S_V scores (searched θ / θ trained from
+scratch with α* against the reference θ trained with the init loss) and the mean seconds per
+run::
 
     python benchmarks/lever_table.py results/b1/fit_ablation --la results/b1/fit \
         --best la+tau=1.5 --seeds 0 1 2
