@@ -208,9 +208,14 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(fh)
 
 
+def run_path(folder: Path, method: str, seed: int) -> Path:
+    """Where the B1 scripts keep one run: ``<folder>/<method>__s<seed>.json``."""
+    return folder / f"{method}__s{seed}.json"
+
+
 def load_run(folder: Path, method: str, seed: int) -> Any:
-    """The per-run file ``<folder>/<method>__s<seed>.json`` of the B1 scripts, or None."""
-    path = folder / f"{method}__s{seed}.json"
+    """The per-run file :func:`run_path` of the B1 scripts, or None when it does not exist."""
+    path = run_path(folder, method, seed)
     return read_json(path) if path.is_file() else None
 
 

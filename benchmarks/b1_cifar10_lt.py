@@ -71,6 +71,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b1_c
         environment,
         load_run,
         read_json,
+        run_path,
         same_host,
         train_acc_at_hyper_start,
         update_summary,
@@ -83,6 +84,7 @@ except ImportError:  # pragma: no cover
         environment,
         load_run,
         read_json,
+        run_path,
         same_host,
         train_acc_at_hyper_start,
         update_summary,
@@ -478,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for seed in args.seeds:
         for method in args.methods:
-            path = folder / f"{method}__s{seed}.json"
+            path = run_path(folder, method, seed)
             if args.skip_done and path.is_file():
                 rows.append(read_json(path))
                 print(f"seed {seed} {method:28s} (done) {rows[-1]['balanced_error']:.4f}")

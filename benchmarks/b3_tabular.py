@@ -72,6 +72,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.b3_t
         format_table,
         make_parser,
         read_json,
+        run_path,
         set_threads,
         update_summary,
         write_json_atomic,
@@ -82,6 +83,7 @@ except ImportError:  # pragma: no cover
         format_table,
         make_parser,
         read_json,
+        run_path,
         set_threads,
         update_summary,
         write_json_atomic,
@@ -498,7 +500,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for seed in seeds:
                 data: tuple[InMemoryDataset, InMemoryDataset] | None = None
                 for method in args.methods:
-                    path = folder / f"{method}__s{seed}.json"
+                    path = run_path(folder, method, seed)
                     if args.skip_done and path.is_file():
                         rows.append(read_json(path))
                         print(f"{name} seed {seed} {method:20s} (done)", flush=True)
