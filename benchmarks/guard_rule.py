@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from _common import GUARD_SCORES
+    from _common import GUARD_SCORES, load_run
 except ImportError:  # pragma: no cover
-    from benchmarks._common import GUARD_SCORES
+    from benchmarks._common import GUARD_SCORES, load_run
 
 GRID = (-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
@@ -81,10 +81,10 @@ def b1_rows(runs: Path, la_runs: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in sorted(runs.glob("autobalance*__s*.json")):
         run = json.loads(path.read_text())
-        la_path = la_runs / f"la__s{run['seed']}.json"
-        if not la_path.exists():
+        la_run = load_run(la_runs, "la", run["seed"])
+        if la_run is None:
             continue
-        la = json.loads(la_path.read_text())["balanced_error"]
+        la = la_run["balanced_error"]
         rows.append({"problem": "b1", "method": "la", "seed": run["seed"], "balanced_error": la})
         rows.append(
             {"problem": "b1", "method": run["method"], "seed": run["seed"]}
